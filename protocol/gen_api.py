@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Generates everything that follows from the API description (protocol/api/*.api).
+
+One description, many outputs, so that no function's encoding is written twice:
+
+  api_ids.h          call ids, names, modes                       (protocol/)
+  api_wire.h         request and reply structs of every call      (protocol/)
+  guest_remote.h/.cpp vgpu::remote::<call>: encode, call, decode  (shim/)
+  guest_stubs.cpp    exported CUDA functions of `stub` calls       (shim/)
+  guest_unsupported.cpp every other exported name: cudaErrorNotSupported + one log line
+  libcudart.map      the ELF version script (node libcudart.so.13) (shim/)
+  host_handler.h     the interface an executor implements          (actors/executor)
+  host_dispatch.cpp  call id -> decode -> handler method, the one table
+
+usage: gen_api.py API_FILE EXPORTS_LIST OUT_DIR
+"""
+import os
+import re
+import sys
+
+# wire type -> (wire C++ type on both sides, default C type in the CUDA signature)
+WIRE = {
+    "i32": ("int32_t", "int"),
+    "u32": ("uint32_t", "unsigned"),
+    "u64": ("uint64_t", "unsigned long long"),
+    "f32": ("float", "float"),
+    "size": ("uint64_t", "size_t"),
+    "devptr": ("uint64_t", "void*"),
+    "stream": ("uint64_t", "cudaStream_t"),
+    "event": ("uint64_t", "cudaEvent_t"),
+    "data": ("vgpu::protocol::data_ref", "vgpu::protocol::data_ref"),
+    "raw": (None, None),
+}
+POINTERISH = {"devptr", "stream", "event"}
+
+# Exported internals whose C return type is not cudaError_t; the unsupported
+# stub must still return something a caller survives.
+VOID_INTERNALS = {
+    "__cudaRegisterFatBinaryEnd", "__cudaRegisterFunction", "__cudaRegisterVar",
+    "__cudaRegisterManagedVar", "__cudaRegisterHostVar", "__cudaUnregisterFatBinary",
+    "__cudaRegisterUnifiedTable",
+}
+POINTER_INTERNALS = {"__cudaRegisterFatBinary"}
+
+
+class Param:
+    def __init__(self, text, where):
+        try:
+            direction, wire, name = text.split(":")
+        except ValueError:
+            sys.exit(f"{where}: parameter '{text}' is not dir:wire[=ctype]:name")
+        ctype = None
+        if "=" in wire:
+            wire, ctype = wire.split("=", 1)
+        if direction not in ("in", "out"):
+            sys.exit(f"{where}: direction must be in or out, not '{direction}'")
+        if wire not in WIRE:
+            sys.exit(f"{where}: unknown wire type '{wire}'")
+        if wire == "raw" and not ctype:
+            sys.exit(f"{where}: raw needs a ctype")
+        self.dir, self.wire, self.name = direction, wire, name
+        self.ctype = ctype or WIRE[wire][1]
+        self.wtype = ctype if wire == "raw" else WIRE[wire][0]
+
+    @property
+    def is_out(self):
+        return self.dir == "out"
+
+    def c_param(self):
+        return f"{self.ctype}* {self.name}" if self.is_out else f"{self.ctype} {self.name}"
+
+    def host_param(self):
+        if self.wire == "data":
+            return f"vgpu::host::{'mut' if self.is_out else 'const'}_bytes {self.name}"
+        return f"{self.wtype}* {self.name}" if self.is_out else f"{self.wtype} {self.name}"
+
+
+class Call:
+    def __init__(self, cid, name, guest, params, where):
+        self.id, self.name, self.guest, self.params = cid, name, guest, params
+        if guest not in ("stub", "custom"):
+            sys.exit(f"{where}: guest must be stub or custom")
+        if guest == "stub" and any(p.wire == "data" for p in params):
+            sys.exit(f"{where}: data parameters need a custom guest function")
+
+    @property
+    def ins(self):
+        return [p for p in self.params if not p.is_out or p.wire == "data"]
+
+    @property
+    def outs(self):
+        return [p for p in self.params if p.is_out and p.wire != "data"]
+
+
+def parse(path):
+    calls, local = [], []
+    ids, names = set(), set()
+    for n, line in enumerate(open(path), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        where = f"{path}:{n}"
+        words = line.split()
+        if words[0] == "local" and len(words) == 2:
+            local.append(words[1])
+            name = words[1]
+        elif words[0] == "call" and len(words) >= 4:
+            cid = int(words[1], 16)
+            if cid in ids or not 0 < cid < 0xFFFF:
+                sys.exit(f"{where}: call id {words[1]} reused or out of range")
+            ids.add(cid)
+            name = words[2]
+            calls.append(Call(cid, name, words[3], [Param(p, where) for p in words[4:]], where))
+        else:
+            sys.exit(f"{where}: cannot parse '{line}'")
+        if name in names:
+            sys.exit(f"{where}: {name} described twice")
+        names.add(name)
+    return calls, local
+
+
+def struct_fields(params, out):
+    return [(p.wtype, p.name) for p in params] if params else []
+
+
+def write(out_dir, name, text):
+    path = os.path.join(out_dir, name)
+    old = open(path).read() if os.path.exists(path) else None
+    if old != text:  # keep timestamps stable so the build does not redo work
+        with open(path, "w") as f:
+            f.write(text)
+
+
+HEADER = "// Generated by protocol/gen_api.py from protocol/api/cudart.api. Do not edit.\n"
+
+
+def gen_ids(calls):
+    enum = "\n".join(f"  {c.name} = 0x{c.id:04x}," for c in calls)
+    cases = "\n".join(f'    case 0x{c.id:04x}: return "{c.name}";' for c in calls)
+    table = "\n".join(f"    0x{c.id:04x}," for c in calls)
+    return f"""{HEADER}#pragma once
+#include <cstdint>
+
+namespace vgpu::protocol {{
+
+enum class call_id : uint16_t {{
+{enum}
+}};
+
+inline constexpr uint16_t kAllCallIds[] = {{
+{table}
+}};
+
+// The name of a call id, or nullptr for an id this build does not know.
+inline const char* call_name(uint16_t id) {{
+  switch (id) {{
+{cases}
+    default: return nullptr;
+  }}
+}}
+
+}}  // namespace vgpu::protocol
+"""
+
+
+def gen_wire(calls):
+    parts = []
+    for c in calls:
+        for kind, params in (("req", c.ins), ("rep", c.outs)):
+            fields = "".join(f"  {t} {n};\n" for t, n in struct_fields(params, kind == "rep"))
+            parts.append(
+                f"struct {c.name}_{kind} {{\n{fields}"
+                f"  static constexpr uint32_t wire_size();\n}};\n"
+                f"constexpr uint32_t {c.name}_{kind}::wire_size() {{ return {('sizeof(' + c.name + '_' + kind + ')') if params else '0'}; }}\n"
+                f"static_assert(std::is_trivially_copyable_v<{c.name}_{kind}>);\n")
+    body = "\n".join(parts)
+    return f"""{HEADER}#pragma once
+#include <cstdint>
+#include <type_traits>
+
+#include <driver_types.h>
+
+#include "protocol/message.h"
+
+// One request and one reply struct per call, in description order. Both sides
+// are built by the same compiler for x86-64; the structs are copied as bytes.
+namespace vgpu::wire {{
+
+{body}
+}}  // namespace vgpu::wire
+"""
+
+
+def remote_signature(c):
+    params = ", ".join(p.c_param() for p in c.params)
+    return f"cudaError_t {c.name}({params})"
+
+
+def gen_guest_remote(calls):
+    decls = "\n".join(f"{remote_signature(c)};" for c in calls)
+    h = f"""{HEADER}#pragma once
+#include <cuda_runtime_api.h>
+
+#include "protocol/message.h"
+
+// vgpu::remote::<call>: encodes the arguments, sends the call through the
+// guest transport, waits for the reply and decodes it. The exported CUDA
+// functions (generated stubs or the hand-written ones) call these.
+namespace vgpu::remote {{
+
+{decls}
+
+}}  // namespace vgpu::remote
+"""
+    defs = []
+    for c in calls:
+        lines = [f"{remote_signature(c)} {{"]
+        for p in c.outs:
+            lines.append(f"  if ({p.name} == nullptr) return cudaErrorInvalidValue;")
+        lines.append(f"  wire::{c.name}_req req{{}};")
+        data_len = []
+        for p in c.ins:
+            if p.wire == "data":
+                lines.append(f"  req.{p.name} = {p.name};")
+                data_len.append(f"{p.name}.length")
+            elif p.wire in POINTERISH:
+                lines.append(f"  req.{p.name} = reinterpret_cast<uint64_t>({p.name});")
+            else:
+                lines.append(f"  req.{p.name} = static_cast<{p.wtype}>({p.name});")
+        lines.append(f"  wire::{c.name}_rep rep{{}};")
+        dl = " + ".join(data_len) if data_len else "0"
+        lines.append(f"  const cudaError_t st = shim::guest_call(0x{c.id:04x}, &req, wire::{c.name}_req::wire_size(),")
+        lines.append(f"                                          &rep, wire::{c.name}_rep::wire_size(), {dl});")
+        if c.outs:
+            lines.append("  if (st != cudaSuccess) return st;")
+            for p in c.outs:
+                if p.wire in POINTERISH:
+                    lines.append(f"  *{p.name} = reinterpret_cast<{p.ctype}>(static_cast<uintptr_t>(rep.{p.name}));")
+                else:
+                    lines.append(f"  *{p.name} = static_cast<{p.ctype}>(rep.{p.name});")
+        lines.append("  return st;")
+        lines.append("}")
+        defs.append("\n".join(lines))
+    cpp = f"""{HEADER}#include "guest_remote.h"
+
+#include <cstdint>
+
+#include "api_wire.h"
+#include "shim/transport/guest_call.h"
+
+namespace vgpu::remote {{
+
+{chr(10).join(d + chr(10) for d in defs)}
+}}  // namespace vgpu::remote
+"""
+    return h, cpp
+
+
+def gen_guest_stubs(calls):
+    fns = []
+    for c in calls:
+        if c.guest != "stub":
+            continue
+        args = ", ".join(p.name for p in c.params)
+        fns.append(f'extern "C" {remote_signature(c)} {{\n'
+                   f"  return vgpu::shim::finish(vgpu::remote::{c.name}({args}));\n}}\n")
+    return f"""{HEADER}// The exported CUDA functions whose whole job is to remote one call. They are
+// compiled against NVIDIA's own declarations, so a signature that drifts from
+// the header is a compile error.
+#include <cuda_runtime_api.h>
+
+#include "guest_remote.h"
+#include "shim/cudart/last_error.h"
+
+{chr(10).join(fns)}"""
+
+
+def gen_unsupported(names):
+    fns = []
+    for n in names:
+        if n in VOID_INTERNALS:
+            fns.append(f'extern "C" void {n}() {{ vgpu::shim::not_supported("{n}"); }}')
+        elif n in POINTER_INTERNALS:
+            fns.append(f'extern "C" void** {n}() {{ vgpu::shim::not_supported("{n}"); '
+                       f"return vgpu::shim::unsupported_handle(); }}")
+        else:
+            fns.append(f'extern "C" int {n}() {{ return vgpu::shim::not_supported("{n}"); }}')
+    return f"""{HEADER}// Every name NVIDIA's libcudart.so.13 exports that vgpu does not implement yet.
+// Each returns cudaErrorNotSupported (internals that return void or a handle
+// return nothing or a dummy handle) and logs its name once: never a crash,
+// never a fake success. Deliberately compiled without the CUDA headers: these
+// definitions do not claim NVIDIA's signatures, they only answer the symbol.
+#include "shim/cudart/unsupported.h"
+
+{chr(10).join(fns)}
+"""
+
+
+def gen_version_script(exports, extra):
+    names = "\n".join(f"    {n};" for n in sorted(set(exports) | set(extra)))
+    return f"""/* {HEADER.strip()[3:]} */
+libcudart.so.13 {{
+  global:
+{names}
+  local:
+    *;
+}};
+"""
+
+
+def gen_host_handler(calls):
+    methods = []
+    for c in calls:
+        params = ", ".join(["call_context& ctx"] + [p.host_param() for p in c.params])
+        methods.append(f"  virtual cudaError_t on_{c.name}({params}) = 0;")
+    return f"""{HEADER}#pragma once
+#include <cstdint>
+
+#include <driver_types.h>
+
+#include "actors/executor/call_context.h"
+
+namespace vgpu::host {{
+
+// What an executor session implements: one method per remoted call, taking the
+// decoded wire values (handles are host-issued ids, data are bounds-checked
+// spans of the channel data area). Returns a cudaError_t for the guest.
+class api_handler {{
+ public:
+  virtual ~api_handler() = default;
+{chr(10).join(methods)}
+}};
+
+}}  // namespace vgpu::host
+"""
+
+
+def gen_host_dispatch(calls):
+    cases = []
+    for c in calls:
+        lines = [f"    case 0x{c.id:04x}: {{  // {c.name}"]
+        lines.append(f"      if (m.arg_len != wire::{c.name}_req::wire_size()) return malformed(m);")
+        lines.append(f"      wire::{c.name}_req req{{}};")
+        lines.append(f"      std::memcpy(static_cast<void*>(&req), args, wire::{c.name}_req::wire_size());")
+        lines.append(f"      wire::{c.name}_rep rep;")
+        lines.append("      std::memset(static_cast<void*>(&rep), 0, sizeof rep);  // no host bytes leak through padding")
+        for p in c.params:
+            if p.wire == "data":
+                kind = "mut" if p.is_out else "const"
+                lines.append(f"      {kind}_bytes {p.name}_span;")
+                lines.append(f"      if (!data.resolve_{kind}(req.{p.name}, &{p.name}_span)) return bad_data_ref(m);")
+        args = ["ctx"]
+        for p in c.params:
+            if p.wire == "data":
+                args.append(f"{p.name}_span")
+            elif p.is_out:
+                args.append(f"&rep.{p.name}")
+            else:
+                args.append(f"req.{p.name}")
+        lines.append(f"      const cudaError_t st = h.on_{c.name}({', '.join(args)});")
+        lines.append(f"      static_assert(wire::{c.name}_rep::wire_size() <= kMaxReplyBytes);")
+        lines.append(f"      std::memcpy(reply, static_cast<const void*>(&rep), wire::{c.name}_rep::wire_size());")
+        lines.append(f"      *reply_len = wire::{c.name}_rep::wire_size();")
+        lines.append("      return st;")
+        lines.append("    }")
+        cases.append("\n".join(lines))
+    return f"""{HEADER}// The one table from each call id to its handler: decode (the arguments were
+// already copied out of the shared ring), check sizes and data references,
+// call the executor session, encode the reply.
+#include "actors/executor/dispatch.h"
+
+#include <cstring>
+
+#include "api_wire.h"
+
+namespace vgpu::host {{
+
+namespace {{
+cudaError_t malformed(const protocol::msg_header&) {{ return cudaErrorInvalidValue; }}
+cudaError_t bad_data_ref(const protocol::msg_header&) {{ return cudaErrorInvalidValue; }}
+}}  // namespace
+
+cudaError_t dispatch(api_handler& h, call_context& ctx, const protocol::msg_header& m,
+                     const uint8_t* args, const data_area& data, uint8_t* reply,
+                     uint32_t* reply_len) {{
+  *reply_len = 0;
+  switch (m.call_id) {{
+{chr(10).join(cases)}
+    default:
+      return cudaErrorNotSupported;
+  }}
+}}
+
+}}  // namespace vgpu::host
+"""
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    api, exports_path, out = sys.argv[1:]
+    calls, local = parse(api)
+    exports = [l.strip() for l in open(exports_path) if l.strip()]
+    exported = set(exports)
+    guest_defined = {c.name for c in calls if c.name.startswith("cuda")} | set(local)
+    for n in sorted(guest_defined):
+        if n not in exported:
+            sys.exit(f"{api}: {n} is not a name libcudart.so.13 exports (typo?)")
+    os.makedirs(out, exist_ok=True)
+    write(out, "api_ids.h", gen_ids(calls))
+    write(out, "api_wire.h", gen_wire(calls))
+    h, cpp = gen_guest_remote(calls)
+    write(out, "guest_remote.h", h)
+    write(out, "guest_remote.cpp", cpp)
+    write(out, "guest_stubs.cpp", gen_guest_stubs(calls))
+    write(out, "guest_unsupported.cpp", gen_unsupported([n for n in exports if n not in guest_defined]))
+    write(out, "libcudart.map", gen_version_script(exports, ["vgpuShimInfo"]))
+    write(out, "host_handler.h", gen_host_handler(calls))
+    write(out, "host_dispatch.cpp", gen_host_dispatch(calls))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+// The shared region: the bytes behind ivshmem BAR2 (a VM) or the memfd a local
+// guest process maps. Written down here before any code uses it, like a device
+// spec: every offset the guest needs is in the header, so the guest never
+// computes the layout itself and the host may change it in a later minor version.
+//
+//   offset 0                 region_header (one 4 KiB page)
+//   header.channel_table     channel_count x channel_slot      (claim words)
+//   header.channel_offset    channel 0: ctl page | request ring | response ring | data area
+//   + k * channel_stride     channel k
+//
+// All integers are little-endian, naturally aligned. The region is writable by
+// the guest at all times: the host validates the header it wrote itself only at
+// creation, and never trusts any guest-written value (ring indices, claim words,
+// offsets in messages) without checking it against the sizes it keeps privately.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace vgpu::protocol {
+
+inline constexpr uint64_t kRegionMagic = 0x3142545355504756ull;  // "VGPUSTB1"
+inline constexpr uint16_t kVersionMajor = 1;  // a guest refuses an unknown major
+inline constexpr uint16_t kVersionMinor = 0;  // the host accepts older minors
+
+// Feature bits announced by the host in region_header::features.
+enum feature : uint64_t {
+  kFeatureHostWakeEventfd = 1u << 0,  // the host signals a sleeping guest (local transport)
+};
+
+inline constexpr uint64_t kHeaderBytes = 4096;
+inline constexpr uint64_t kCacheLine = 64;
+
+struct region_header {
+  uint64_t magic;
+  uint16_t version_major;
+  uint16_t version_minor;
+  uint32_t header_bytes;
+  uint64_t region_bytes;
+  uint64_t features;
+  uint32_t channel_count;
+  uint32_t reserved0;
+  uint64_t channel_table_offset;  // channel_slot[channel_count]
+  uint64_t channel_offset;        // first channel
+  uint64_t channel_stride;        // bytes from one channel to the next
+  uint64_t ring_bytes;            // capacity of each ring (power of two)
+  uint64_t data_bytes;            // data area of each channel
+  uint64_t host_generation;       // changes each time a mediator (re)creates the region
+};
+
+// Claim word of one channel. A guest process claims a free channel with a CAS
+// of owner from 0 to its pid-derived token; the host frees it when the process
+// is gone. generation counts claims so a stale owner can be told apart.
+struct channel_slot {
+  std::atomic<uint32_t> owner;
+  std::atomic<uint32_t> generation;
+  uint8_t pad[kCacheLine - 8];
+};
+
+// Indices of one ring, each on its own cache line so producer and consumer
+// never share one. head and tail count bytes and grow without bound; the
+// position in the ring is index & (ring_bytes - 1).
+struct ring_indices {
+  alignas(kCacheLine) std::atomic<uint64_t> head;           // written by the producer
+  alignas(kCacheLine) std::atomic<uint64_t> tail;           // written by the consumer
+  alignas(kCacheLine) std::atomic<uint32_t> consumer_sleeping;  // consumer is about to block
+};
+
+// First page of each channel.
+struct channel_ctl {
+  ring_indices request;   // guest produces, host consumes
+  ring_indices response;  // host produces, guest consumes
+};
+
+static_assert(sizeof(region_header) <= kHeaderBytes, "header must fit its page");
+static_assert(sizeof(channel_slot) == kCacheLine, "one claim word per cache line");
+static_assert(sizeof(channel_ctl) <= 4096, "channel control must fit a page");
+static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must be lock-free");
+static_assert(std::atomic<uint32_t>::is_always_lock_free, "shared atomics must be lock-free");
+
+// Where the pieces of one channel sit, relative to the region base.
+struct channel_view {
+  uint64_t ctl_offset;
+  uint64_t request_ring_offset;
+  uint64_t response_ring_offset;
+  uint64_t data_offset;
+};
+
+inline constexpr bool is_power_of_two(uint64_t v) { return v != 0 && (v & (v - 1)) == 0; }
+inline constexpr uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+
+// Computes the layout the host writes into a new region. Returns false (and a
+// reason) when the sizes cannot make a usable region.
+bool make_layout(uint64_t region_bytes, uint32_t channel_count, uint64_t ring_bytes,
+                 region_header* out, std::string* why);
+
+// Checks a header read from a region (guest side, and the host's own
+// self-check): magic, major version, and that every channel lies inside
+// region_bytes. `why` says what is wrong.
+bool validate_header(const region_header& h, uint64_t mapped_bytes, std::string* why);
+
+channel_view channel_at(const region_header& h, uint32_t index);
+
+}  // namespace vgpu::protocol
