@@ -67,6 +67,8 @@ class Param:
         return self.dir == "out"
 
     def c_param(self):
+        if self.wire == "data":  # a place in the data area, whichever way the bytes go
+            return f"{self.ctype} {self.name}"
         return f"{self.ctype}* {self.name}" if self.is_out else f"{self.ctype} {self.name}"
 
     def host_param(self):

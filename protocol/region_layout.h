@@ -105,3 +105,9 @@ bool validate_header(const region_header& h, uint64_t mapped_bytes, std::string*
 channel_view channel_at(const region_header& h, uint32_t index);
 
 }  // namespace vgpu::protocol
+
+namespace vgpu::protocol {
+// Interrupt vectors per peer in the ivshmem handshake (QEMU `vectors=2`):
+// vector 0 carries doorbells for the request rings, vector 1 is reserved.
+inline constexpr int kVectors = 2;
+}  // namespace vgpu::protocol

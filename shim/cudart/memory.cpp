@@ -1,0 +1,102 @@
+// Device and pinned host memory.
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+#include <shared_mutex>
+
+#include <cuda_runtime_api.h>
+
+#include "guest_remote.h"
+#include "shim/cudart/device_ranges.h"
+#include "shim/cudart/last_error.h"
+
+namespace vgpu::shim {
+
+namespace {
+std::shared_mutex g_ranges_mutex;
+std::map<uint64_t, uint64_t>& ranges() {
+  static auto* r = new std::map<uint64_t, uint64_t>;
+  return *r;
+}
+
+// Pinned host buffers handed out by cudaMallocHost / cudaHostAlloc. For now
+// they are page-aligned guest memory; carving them out of the shared region
+// (zero-copy DMA) is the performance issue's work.
+std::mutex g_host_mutex;
+std::set<void*>& host_buffers() {
+  static auto* s = new std::set<void*>;
+  return *s;
+}
+constexpr size_t kPage = 4096;
+}  // namespace
+
+void remember_device_range(uint64_t base, uint64_t size) {
+  std::unique_lock<std::shared_mutex> lock(g_ranges_mutex);
+  ranges()[base] = size;
+}
+
+void forget_device_range(uint64_t base) {
+  std::unique_lock<std::shared_mutex> lock(g_ranges_mutex);
+  ranges().erase(base);
+}
+
+bool is_device_pointer(const void* p) {
+  const auto v = reinterpret_cast<uint64_t>(p);
+  std::shared_lock<std::shared_mutex> lock(g_ranges_mutex);
+  auto it = ranges().upper_bound(v);
+  if (it == ranges().begin()) return false;
+  --it;
+  return v - it->first < it->second;
+}
+
+}  // namespace vgpu::shim
+
+using vgpu::shim::finish;
+
+extern "C" cudaError_t cudaMalloc(void** devPtr, size_t size) {
+  const cudaError_t st = vgpu::remote::cudaMalloc(devPtr, size);
+  if (st == cudaSuccess && *devPtr)
+    vgpu::shim::remember_device_range(reinterpret_cast<uint64_t>(*devPtr), size);
+  return finish(st);
+}
+
+extern "C" cudaError_t cudaFree(void* devPtr) {
+  if (!devPtr) return cudaSuccess;
+  const cudaError_t st = vgpu::remote::cudaFree(devPtr);
+  if (st == cudaSuccess) vgpu::shim::forget_device_range(reinterpret_cast<uint64_t>(devPtr));
+  return finish(st);
+}
+
+extern "C" cudaError_t cudaHostAlloc(void** pHost, size_t size, unsigned int flags) {
+  constexpr unsigned kKnown = cudaHostAllocPortable | cudaHostAllocMapped | cudaHostAllocWriteCombined;
+  if (!pHost || (flags & ~kKnown)) return finish(cudaErrorInvalidValue);
+  if (size == 0) {
+    *pHost = nullptr;
+    return cudaSuccess;
+  }
+  void* p = nullptr;
+  const size_t rounded = (size + vgpu::shim::kPage - 1) / vgpu::shim::kPage * vgpu::shim::kPage;
+  if (rounded < size || posix_memalign(&p, vgpu::shim::kPage, rounded) != 0)
+    return finish(cudaErrorMemoryAllocation);
+  {
+    std::lock_guard<std::mutex> lock(vgpu::shim::g_host_mutex);
+    vgpu::shim::host_buffers().insert(p);
+  }
+  *pHost = p;
+  return cudaSuccess;
+}
+
+extern "C" cudaError_t cudaMallocHost(void** ptr, size_t size) {
+  return cudaHostAlloc(ptr, size, cudaHostAllocDefault);
+}
+
+extern "C" cudaError_t cudaFreeHost(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  {
+    std::lock_guard<std::mutex> lock(vgpu::shim::g_host_mutex);
+    if (vgpu::shim::host_buffers().erase(ptr) == 0) return finish(cudaErrorInvalidValue);
+  }
+  std::free(ptr);
+  return cudaSuccess;
+}

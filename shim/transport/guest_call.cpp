@@ -1,0 +1,88 @@
+#include "shim/transport/guest_call.h"
+
+#include <pthread.h>
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include "shim/transport/guest_log.h"
+#include "shim/transport/local_transport.h"
+
+namespace vgpu::shim {
+
+namespace {
+
+constexpr const char* kDefaultSocket = "/run/vgpu/local.sock";
+
+// The process's one connection. Calls of all threads take turns on it.
+struct connection_state {
+  std::mutex mutex;
+  std::unique_ptr<transport> t;
+  bool failed_once = false;
+};
+
+connection_state& state() {
+  static connection_state* s = new connection_state;  // never destroyed: used until exit
+  return *s;
+}
+
+// A child of fork() must not talk on its parent's channel: it forgets the
+// connection (without releasing the parent's channel) and connects anew.
+void forget_after_fork() {
+  auto& s = state();
+  new (&s.mutex) std::mutex;
+  (void)s.t.release();  // the mapping and fds stay with the parent's instance
+}
+
+cudaError_t connect_locked(connection_state& s) {
+  if (s.t) return s.t->channel().dead() ? cudaErrorDevicesUnavailable : cudaSuccess;
+  static bool atfork_done = (pthread_atfork(nullptr, nullptr, forget_after_fork), true);
+  (void)atfork_done;
+  const char* kind = std::getenv("VGPU_TRANSPORT");
+  if (kind && std::string(kind) != "local") {
+    if (!s.failed_once)
+      VGPU_GLOG(error, "[cuda-transport] VGPU_TRANSPORT=%s is not available in this build (use local)", kind);
+    s.failed_once = true;
+    return cudaErrorNoDevice;
+  }
+  const char* env = std::getenv("VGPU_SOCKET");
+  const std::string path = env && *env ? env : kDefaultSocket;
+  std::string why;
+  s.t = connect_local(path, &why);
+  if (!s.t) {
+    if (!s.failed_once)
+      VGPU_GLOG(error, "[cuda-transport] cannot reach the vgpu mediator at %s: %s (is vgpu-mediator running? set VGPU_SOCKET)",
+                path.c_str(), why.c_str());
+    s.failed_once = true;
+    return cudaErrorNoDevice;
+  }
+  VGPU_GLOG(info, "[cuda-transport] connected to VGPU-STUB over %s transport at %s", s.t->name(), path.c_str());
+  return cudaSuccess;
+}
+
+}  // namespace
+
+namespace {
+thread_local int t_device = 0;
+}  // namespace
+
+void set_thread_device(int device) { t_device = device; }
+int thread_device() { return t_device; }
+
+channel_guard::channel_guard() : lock_(state().mutex) {
+  auto& s = state();
+  status_ = connect_locked(s);
+  if (status_ == cudaSuccess) channel_ = &s.t->channel();
+}
+
+channel_guard::~channel_guard() = default;
+
+cudaError_t guest_call(uint16_t call_id, const void* req, uint32_t req_len, void* rep,
+                       uint32_t rep_len, uint64_t data_len) {
+  channel_guard g;
+  if (g.status() != cudaSuccess) return g.status();
+  return g->call(call_id, req, req_len, rep, rep_len, data_len);
+}
+
+}  // namespace vgpu::shim

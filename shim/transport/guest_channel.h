@@ -1,0 +1,68 @@
+// One claimed channel of a shared region, seen from a guest process: it posts
+// requests into the request ring, rings the doorbell only when the host sleeps,
+// and waits for responses by spinning briefly and then sleeping (on the wake
+// eventfd of the local transport, or by backing off where there is none).
+#pragma once
+
+#include <cstdint>
+
+#include <driver_types.h>
+
+#include "protocol/region_layout.h"
+#include "protocol/ring.h"
+
+namespace vgpu::shim {
+
+// What a transport hands a channel: where the region is and how to signal.
+struct channel_endpoints {
+  uint8_t* region = nullptr;
+  protocol::region_header header{};  // validated copy
+  uint32_t index = 0;                // the claimed channel
+  int doorbell_fd = -1;              // write 1 to ring the host (eventfd)
+  int wake_fd = -1;                  // host signals it when we sleep; -1: poll with back-off
+  int peer_fd = -1;                  // readable/hung up when the host is gone; -1: none
+};
+
+class guest_channel {
+ public:
+  explicit guest_channel(const channel_endpoints& ep);
+
+  uint8_t* data() const { return data_; }
+  uint64_t data_size() const { return ep_.header.data_bytes; }
+  uint32_t max_args() const;
+  // At most this many requests may await their responses (keeps the response
+  // ring from filling while the guest is still posting).
+  static constexpr int kMaxOutstanding = 8;
+
+  // Posts one request; *seq identifies its response.
+  cudaError_t submit(uint16_t call_id, uint16_t flags, const void* args, uint32_t arg_len,
+                     uint64_t data_len, uint64_t* seq);
+  // Waits for the response to `seq`, the oldest outstanding request. Copies at
+  // most rep_cap result bytes into rep; *rep_len (optional) gets how many came.
+  // Returns the host's status, or cudaErrorDevicesUnavailable when the host is gone.
+  cudaError_t wait(uint64_t seq, void* rep, uint32_t rep_cap, uint32_t* rep_len = nullptr);
+  // submit + wait.
+  cudaError_t call(uint16_t call_id, const void* args, uint32_t arg_len, void* rep,
+                   uint32_t rep_cap, uint64_t data_len);
+  // Writes a raw record body (tests of hostile input only).
+  bool write_raw(const void* body, uint32_t len);
+
+  bool dead() const { return dead_; }
+  int outstanding() const { return static_cast<int>(next_seq_ - next_wait_); }
+
+ private:
+  void ring_doorbell();
+  bool host_gone();
+  void idle_wait(bool for_response, int* round);
+
+  channel_endpoints ep_;
+  protocol::ring request_;
+  protocol::ring response_;
+  uint8_t* data_ = nullptr;
+  uint64_t next_seq_ = 1;
+  uint64_t next_wait_ = 1;
+  bool dead_ = false;
+  int spin_ns_ = 20000;
+};
+
+}  // namespace vgpu::shim
