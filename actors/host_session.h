@@ -1,0 +1,42 @@
+// The data-plane state of one guest connection (a VM's QEMU or a local guest
+// process): its link (socket, region, eventfds), the host view of each
+// channel, and the executor session serving each channel. The session actor
+// owns it; the GPU worker it is attached to is the only thread that touches
+// the channels and handlers.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "host_handler.h"
+#include "stub/host_channel.h"
+#include "stub/ivshmem_server.h"
+
+namespace vgpu {
+
+struct channel_state {
+  explicit channel_state(stub::host_channel c) : channel(c) {}
+  stub::host_channel channel;
+  std::unique_ptr<host::api_handler> handler;  // opened at the channel's first call
+  std::vector<uint8_t> pending_reply;          // a reply that did not fit the response ring yet
+};
+
+struct host_session {
+  uint64_t id = 0;
+  std::string vm_id;
+  std::unique_ptr<stub::peer_link> link;
+  std::vector<channel_state> channels;
+  std::atomic<uint64_t> processed{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> bytes_in{0};   // guest to host, through the data area
+  std::atomic<uint64_t> bytes_out{0};  // host to guest
+  // Called once, on the worker thread, after the worker has freed everything
+  // the session owned on the executor. Says why the session ended.
+  std::function<void(const std::string& reason)> on_end;
+};
+
+}  // namespace vgpu

@@ -1,0 +1,174 @@
+// vgpu-mediator: reads the configuration, picks the executor, starts the GPU
+// worker threads and the actor system, listens on the socket, and runs until
+// SIGINT or SIGTERM.
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "actors/actor_types.h"
+#include "actors/executor/executor.h"
+#include "actors/listener.h"
+#include "protocol/region_layout.h"
+
+namespace vgpu {
+namespace {
+
+struct mediator_config : caf::actor_system_config {
+  mediator_options o;
+  mediator_config() {
+    opt_group{custom_options_, "mediator"}
+        .add(o.socket_path, "socket-path", "UNIX socket guests connect to (ivshmem server protocol)")
+        .add(o.executor, "executor", "auto | cuda | reference (auto: cuda when a GPU is usable)")
+        .add(o.workers_per_gpu, "workers-per-gpu", "GPU worker threads per device")
+        .add(o.log_level, "log-level", "trace | debug | info | warn | error (debug: one line per call)")
+        .add(o.log_file, "log-file", "log to this file instead of stderr")
+        .add(o.region_size, "region-size", "bytes of shared region per guest (power of two)")
+        .add(o.ring_size, "ring-size", "bytes per request/response ring (power of two)")
+        .add(o.spin_us, "spin-us", "microseconds a worker spins on its rings before blocking")
+        .add(o.reference_devices, "reference-devices", "devices the reference executor poses as")
+        .add(o.reference_memory_mb, "reference-memory-mb", "memory the reference executor reports")
+        .add(o.module_dir, "module-dir", "folder of libvgpu-executor-cuda.so (default: <binary>/../lib)")
+        .add(o.stats_interval_s, "stats-interval-s", "seconds between 'Total processed' lines");
+  }
+};
+
+bool setup_logging(const mediator_options& o) {
+  try {
+    auto logger = o.log_file.empty() ? spdlog::stderr_color_mt("vgpu")
+                                     : spdlog::basic_logger_mt("vgpu", o.log_file);
+    spdlog::set_default_logger(logger);
+  } catch (const spdlog::spdlog_ex& e) {
+    std::fprintf(stderr, "vgpu-mediator: cannot open log: %s\n", e.what());
+    return false;
+  }
+  spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
+  const auto level = spdlog::level::from_str(o.log_level);
+  if (level == spdlog::level::off && o.log_level != "off") {
+    std::fprintf(stderr, "vgpu-mediator: unknown log-level '%s'\n", o.log_level.c_str());
+    return false;
+  }
+  spdlog::set_level(level);
+  spdlog::flush_on(spdlog::level::info);
+  return true;
+}
+
+std::string default_module_dir() {
+  std::error_code ec;
+  auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("lib") : (exe.parent_path().parent_path() / "lib").string();
+}
+
+std::unique_ptr<host::executor> choose_executor(const mediator_options& o) {
+  host::reference_options ref;
+  ref.device_count = o.reference_devices;
+  ref.memory_bytes = static_cast<uint64_t>(o.reference_memory_mb) << 20;
+  if (o.executor == "reference") return host::make_reference_executor(ref);
+  if (o.executor != "cuda" && o.executor != "auto") {
+    spdlog::error("[vgpu] unknown executor '{}' (auto | cuda | reference)", o.executor);
+    return nullptr;
+  }
+  std::string why;
+  const std::string dir = o.module_dir.empty() ? default_module_dir() : o.module_dir;
+  if (auto e = host::load_cuda_executor(dir, &why)) return e;
+  if (o.executor == "cuda") {
+    spdlog::error("[cuda-executor] cannot start the cuda executor: {}", why);
+    return nullptr;
+  }
+  spdlog::warn("[vgpu] no usable GPU ({}): falling back to the reference executor", why);
+  return host::make_reference_executor(ref);
+}
+
+bool check_options(const mediator_options& o) {
+  if (!protocol::is_power_of_two(o.region_size) || !protocol::is_power_of_two(o.ring_size)) {
+    spdlog::error("[vgpu] region-size and ring-size must be powers of two");
+    return false;
+  }
+  if (o.workers_per_gpu < 1 || o.workers_per_gpu > 64) {
+    spdlog::error("[vgpu] workers-per-gpu must be between 1 and 64");
+    return false;
+  }
+  return true;
+}
+
+int run(mediator_config& cfg) {
+  const mediator_options& o = cfg.o;
+  if (!setup_logging(o) || !check_options(o)) return 2;
+  auto exec = choose_executor(o);
+  if (!exec) return 1;
+  if (exec->is_gpu()) {
+    spdlog::info("[cuda-executor] {}", exec->describe());
+  } else {
+    for (int i = 0; i < 3; ++i)
+      spdlog::warn("[vgpu] *** {} ***", exec->describe());
+  }
+  const std::filesystem::path sock(o.socket_path);
+  std::error_code ec;
+  if (sock.has_parent_path()) std::filesystem::create_directories(sock.parent_path(), ec);
+  std::string why;
+  auto server = stub::ivshmem_server::listen(o.socket_path, &why);
+  if (!server) {
+    spdlog::error("[vgpu] {}", why);
+    return 1;
+  }
+
+  // SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
+  std::vector<std::shared_ptr<worker_loop>> loops;
+  for (int d = 0; d < exec->device_count(); ++d)
+    for (int w = 0; w < o.workers_per_gpu; ++w)
+      loops.push_back(std::make_shared<worker_loop>(
+          *exec, worker_loop::options{"gpu" + std::to_string(d) + "/w" + std::to_string(w), o.spin_us}));
+
+  int status = 0;
+  {
+    caf::actor_system sys{cfg};
+    auto sup = spawn_supervisor(sys, loops, o);
+    {
+      listener front(std::move(server), o, [sup](session_ptr s) {
+        caf::anon_send(sup, connected_atom::value, std::move(s));
+      });
+      spdlog::info("[vgpu] mediator ready: listening on {} ({} executor, {} GPU worker(s))", o.socket_path,
+                   exec->kind(), loops.size());
+      int sig = 0;
+      sigwait(&sigs, &sig);
+      spdlog::info("[vgpu] {} received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    }
+    // Workers end their sessions (freeing everything) while the actors still run.
+    for (auto& l : loops) l->shutdown();
+    caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  }
+  uint64_t total = 0;
+  for (auto& l : loops) total += l->processed();
+  spdlog::info("[vgpu] mediator stopped. Total processed: {} (executor bytes still allocated: {})", total,
+               exec->bytes_in_use());
+  return status;
+}
+
+}  // namespace
+}  // namespace vgpu
+
+int main(int argc, char** argv) {
+  // CAF's --help shows only its global group; operators need every key.
+  std::vector<std::string> args(argv + 1, argv + argc);
+  for (auto& a : args)
+    if (a == "--help" || a == "-h" || a == "-?") a = "--long-help";
+  vgpu::mediator_config cfg;
+  if (auto err = cfg.parse(args)) {
+    std::fprintf(stderr, "vgpu-mediator: %s\n", cfg.render(err).c_str());
+    return 2;
+  }
+  if (cfg.cli_helptext_printed) return 0;
+  return vgpu::run(cfg);
+}

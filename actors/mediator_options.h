@@ -1,0 +1,25 @@
+// Every key of the mediator's [mediator] config section, with its default.
+// `vgpu-mediator --help` lists them; config/vgpu-mediator.conf documents them.
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+namespace vgpu {
+
+struct mediator_options {
+  std::string socket_path = "/run/vgpu/local.sock";
+  std::string executor = "auto";  // auto | cuda | reference
+  int workers_per_gpu = 1;
+  std::string log_level = "info";
+  std::string log_file;  // empty: stderr
+  size_t region_size = 64u << 20;
+  size_t ring_size = 64u << 10;
+  int spin_us = 50;
+  int reference_devices = 1;
+  size_t reference_memory_mb = 16384;
+  std::string module_dir;  // empty: <dir of the binary>/../lib
+  int stats_interval_s = 10;
+};
+
+}  // namespace vgpu

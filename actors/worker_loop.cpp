@@ -1,0 +1,264 @@
+#include "actors/worker_loop.h"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/executor/dispatch.h"
+#include "api_ids.h"
+#include "protocol/message.h"
+
+namespace vgpu {
+
+namespace {
+using clock_type = std::chrono::steady_clock;
+constexpr int kBatch = 64;            // records taken from one channel before looking at the next
+constexpr int kEpollTimeoutMs = 200;  // a safety net; wake-ups come from eventfds
+
+// epoll tags: session id in the high bits, what fired in the low bit.
+constexpr uint64_t kTagDoorbell = 0, kTagHangup = 1, kTagControl = ~0ull;
+
+const char* call_name_or_unknown(uint16_t id) {
+  const char* n = protocol::call_name(id);
+  return n ? n : "unknown";
+}
+}  // namespace
+
+worker_loop::worker_loop(host::executor& exec, options opts)
+    : exec_(exec), opts_(std::move(opts)), request_buf_(protocol::kMaxRecordBody) {
+  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  control_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kTagControl;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, control_.get(), &ev);
+  thread_ = std::thread([this] { run(); });
+}
+
+worker_loop::~worker_loop() { shutdown(); }
+
+void worker_loop::shutdown() {
+  if (!thread_.joinable()) return;
+  stop_.store(true);
+  const uint64_t one = 1;
+  if (write(control_.get(), &one, sizeof one) < 0) {
+  }
+  thread_.join();
+}
+
+void worker_loop::attach(std::shared_ptr<host_session> s) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    commands_.push_back(command{std::move(s), 0, {}});
+  }
+  has_commands_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  if (write(control_.get(), &one, sizeof one) < 0) {
+  }
+}
+
+void worker_loop::detach(uint64_t session_id, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    commands_.push_back(command{nullptr, session_id, reason});
+  }
+  has_commands_.store(true, std::memory_order_release);
+  const uint64_t one = 1;
+  if (write(control_.get(), &one, sizeof one) < 0) {
+  }
+}
+
+host_session* worker_loop::find(uint64_t id) {
+  for (auto& s : sessions_)
+    if (s->id == id) return s.get();
+  return nullptr;
+}
+
+void worker_loop::apply_commands() {
+  if (!has_commands_.exchange(false, std::memory_order_acquire)) return;
+  std::vector<command> cmds;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cmds.swap(commands_);
+  }
+  for (auto& c : cmds) {
+    if (c.attach) {
+      auto& s = c.attach;
+      epoll_event ev{};
+      ev.events = EPOLLIN;
+      ev.data.u64 = s->id << 1 | kTagDoorbell;
+      epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->link->host_vectors[0].get(), &ev);
+      ev.events = EPOLLRDHUP;
+      ev.data.u64 = s->id << 1 | kTagHangup;
+      epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->link->sock.get(), &ev);
+      sessions_.push_back(std::move(s));
+    } else {
+      end_session(c.detach_id, c.reason);
+    }
+  }
+  session_count_.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+// Frees everything the session had on the executor (on this thread, the only
+// one that used its handlers), closes the link so the guest sees the hang-up,
+// and reports to the session actor.
+void worker_loop::end_session(uint64_t id, const std::string& reason) {
+  auto it = std::find_if(sessions_.begin(), sessions_.end(), [id](auto& s) { return s->id == id; });
+  if (it == sessions_.end()) return;
+  std::shared_ptr<host_session> s = std::move(*it);
+  sessions_.erase(it);
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s->link->host_vectors[0].get(), nullptr);
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s->link->sock.get(), nullptr);
+  s->channels.clear();  // destroys the handlers: memory, streams, events, context
+  s->link.reset();
+  session_count_.store(sessions_.size(), std::memory_order_relaxed);
+  if (s->on_end) s->on_end(reason);
+}
+
+void worker_loop::reply(host_session& s, channel_state& c, const protocol::msg_header& req,
+                        int32_t status, const uint8_t* payload, uint32_t len) {
+  protocol::msg_header h{};
+  h.call_id = req.call_id;
+  h.seq = req.seq;
+  h.status = status;
+  h.arg_len = len;
+  if (status != 0) s.errors.fetch_add(1, std::memory_order_relaxed);
+  if (!c.channel.write_response(&h, sizeof h, payload, len)) {
+    // The guest is behind on reading: keep the reply and stop reading this
+    // channel's requests until it fits (never block the worker on a guest).
+    c.pending_reply.resize(sizeof h + len);
+    std::memcpy(c.pending_reply.data(), &h, sizeof h);
+    if (len) std::memcpy(c.pending_reply.data() + sizeof h, payload, len);
+  }
+}
+
+worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_state& c) {
+  if (!c.pending_reply.empty()) {
+    if (!c.channel.write_response(c.pending_reply.data(), static_cast<uint32_t>(c.pending_reply.size()), nullptr, 0))
+      return serve_result::idle;
+    c.pending_reply.clear();
+  }
+  bool did = false;
+  alignas(8) uint8_t reply_buf[host::kMaxReplyBytes];
+  for (int i = 0; i < kBatch && c.pending_reply.empty(); ++i) {
+    uint32_t len = 0;
+    const auto st = c.channel.read_request(request_buf_.data(), static_cast<uint32_t>(request_buf_.size()), &len);
+    if (st == protocol::read_status::empty) break;
+    if (st == protocol::read_status::corrupt || len < sizeof(protocol::msg_header)) {
+      spdlog::warn("[vgpu] vm_id={}: {} on channel {}: closing session {}", s.vm_id,
+                   st == protocol::read_status::corrupt ? "corrupt request ring" : "malformed message framing",
+                   c.channel.index(), s.id);
+      return serve_result::broken;
+    }
+    did = true;
+    protocol::msg_header m;
+    std::memcpy(&m, request_buf_.data(), sizeof m);
+    s.processed.fetch_add(1, std::memory_order_relaxed);
+    processed_.fetch_add(1, std::memory_order_relaxed);
+    if (spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("[vgpu] vm_id={}: CUDA DOORBELL RING (op=0x{:04x} {}, seq={}, args={}, data={})", s.vm_id,
+                    m.call_id, call_name_or_unknown(m.call_id), m.seq, m.arg_len, m.data_len);
+    if (m.arg_len != len - sizeof m) {
+      reply(s, c, m, cudaErrorInvalidValue, nullptr, 0);
+      continue;
+    }
+    if (!c.handler) {
+      std::string why;
+      c.handler = exec_.open_session(host::session_info{s.vm_id, s.id}, &why);
+      if (!c.handler) {
+        spdlog::error("[vgpu] vm_id={}: cannot open an executor session: {}", s.vm_id, why);
+        reply(s, c, m, cudaErrorDevicesUnavailable, nullptr, 0);
+        continue;
+      }
+    }
+    host::call_context ctx{s.vm_id, s.id, m.device, m.seq};
+    const host::data_area data(c.channel.data(), c.channel.data_size());
+    uint32_t reply_len = 0;
+    const cudaError_t status = host::dispatch(*c.handler, ctx, m, request_buf_.data() + sizeof m, data,
+                                              reply_buf, &reply_len);
+    if (status != cudaSuccess && spdlog::should_log(spdlog::level::debug))
+      spdlog::debug("[vgpu] vm_id={}: {} seq={} failed: error {}", s.vm_id, call_name_or_unknown(m.call_id),
+                    m.seq, static_cast<int>(status));
+    if (status == cudaErrorNotSupported && !protocol::call_name(m.call_id))
+      spdlog::warn("[vgpu] vm_id={}: unknown call id 0x{:04x} (seq={}): answered cudaErrorNotSupported",
+                   s.vm_id, m.call_id, m.seq);
+    reply(s, c, m, status, reply_buf, reply_len);
+  }
+  if (did) c.channel.wake_guest_if_sleeping();
+  return did ? serve_result::worked : serve_result::idle;
+}
+
+bool worker_loop::serve_all() {
+  bool did = false;
+  std::vector<uint64_t> broken;
+  for (auto& sp : sessions_) {
+    for (auto& c : sp->channels) {
+      const serve_result r = serve_channel(*sp, c);
+      did |= r != serve_result::idle;
+      if (r == serve_result::broken) {
+        broken.push_back(sp->id);
+        break;
+      }
+    }
+  }
+  for (uint64_t id : broken) end_session(id, "guest broke the protocol");
+  return did;
+}
+
+void worker_loop::sleep_until_work() {
+  for (auto& s : sessions_)
+    for (auto& c : s->channels) c.channel.set_sleeping(true);
+  // Pairs with the guest's fence between publishing a request and reading
+  // consumer_sleeping: either we see its request now or it rings the doorbell.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool work = false;
+  for (auto& s : sessions_)
+    for (auto& c : s->channels) work |= c.channel.has_request();
+  epoll_event events[64];
+  const int n = work ? 0 : epoll_wait(epoll_.get(), events, 64, kEpollTimeoutMs);
+  for (auto& s : sessions_)
+    for (auto& c : s->channels) c.channel.set_sleeping(false);
+  for (int i = 0; i < n; ++i) {
+    const uint64_t tag = events[i].data.u64;
+    uint64_t drained;
+    if (tag == kTagControl) {
+      if (read(control_.get(), &drained, sizeof drained) < 0) {
+      }
+      continue;
+    }
+    host_session* s = find(tag >> 1);
+    if (!s) continue;
+    if ((tag & 1) == kTagHangup) {
+      end_session(s->id, "guest disconnected");
+    } else if (read(s->link->host_vectors[0].get(), &drained, sizeof drained) < 0) {
+      // EAGAIN: already drained.
+    }
+  }
+}
+
+void worker_loop::run() {
+  const auto spin = std::chrono::microseconds(opts_.spin_us);
+  auto last_work = clock_type::now();
+  while (!stop_.load(std::memory_order_relaxed)) {
+    apply_commands();
+    if (serve_all()) {
+      last_work = clock_type::now();
+      continue;
+    }
+    if (clock_type::now() - last_work < spin) {
+      __builtin_ia32_pause();
+      continue;
+    }
+    sleep_until_work();
+    last_work = clock_type::now();
+  }
+  while (!sessions_.empty()) end_session(sessions_.front()->id, "mediator shutting down");
+}
+
+}  // namespace vgpu

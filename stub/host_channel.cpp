@@ -1,0 +1,34 @@
+#include "stub/host_channel.h"
+
+#include <unistd.h>
+
+#include <atomic>
+
+namespace vgpu::stub {
+
+host_channel::host_channel(uint8_t* region, const protocol::region_header& layout, uint32_t index,
+                           int wake_fd)
+    : data_size_(layout.data_bytes), index_(index), wake_fd_(wake_fd) {
+  const auto v = protocol::channel_at(layout, index);
+  auto* ctl = reinterpret_cast<protocol::channel_ctl*>(region + v.ctl_offset);
+  request_ = protocol::ring(&ctl->request, region + v.request_ring_offset, layout.ring_bytes);
+  response_ = protocol::ring(&ctl->response, region + v.response_ring_offset, layout.ring_bytes);
+  data_ = region + v.data_offset;
+}
+
+void host_channel::set_sleeping(bool sleeping) {
+  request_.indices()->consumer_sleeping.store(sleeping ? 1 : 0, std::memory_order_relaxed);
+}
+
+void host_channel::wake_guest_if_sleeping() {
+  if (wake_fd_ < 0) return;
+  // Pairs with the guest's fence between setting its flag and its last look.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (response_.indices()->consumer_sleeping.load(std::memory_order_relaxed) == 0) return;
+  const uint64_t one = 1;
+  if (write(wake_fd_, &one, sizeof one) < 0) {
+    // EAGAIN: the counter is saturated, the guest has a wake-up pending anyway.
+  }
+}
+
+}  // namespace vgpu::stub
