@@ -1,0 +1,132 @@
+#include "actors/executor/cuda/cuda_errors.h"
+
+namespace vgpu::host::cuda {
+
+cudaError_t to_cuda_error(CUresult r) {
+  switch (r) {
+    case CUDA_SUCCESS: return cudaSuccess;
+    // The ones the guest's code most often tests for, spelled out.
+    case CUDA_ERROR_INVALID_VALUE: return cudaErrorInvalidValue;
+    case CUDA_ERROR_OUT_OF_MEMORY: return cudaErrorMemoryAllocation;
+    case CUDA_ERROR_INVALID_DEVICE: return cudaErrorInvalidDevice;
+    case CUDA_ERROR_INVALID_HANDLE: return cudaErrorInvalidResourceHandle;
+    case CUDA_ERROR_NOT_READY: return cudaErrorNotReady;
+    // Every other driver result whose number CUDA also defines as a runtime
+    // error with the same meaning (NVIDIA keeps the two enums aligned where
+    // they overlap, e.g. CUDA_ERROR_ILLEGAL_ADDRESS == cudaErrorIllegalAddress).
+    case CUDA_ERROR_NOT_INITIALIZED:
+    case CUDA_ERROR_DEINITIALIZED:
+    case CUDA_ERROR_PROFILER_DISABLED:
+    case CUDA_ERROR_PROFILER_NOT_INITIALIZED:
+    case CUDA_ERROR_PROFILER_ALREADY_STARTED:
+    case CUDA_ERROR_PROFILER_ALREADY_STOPPED:
+    case CUDA_ERROR_STUB_LIBRARY:
+    case CUDA_ERROR_CALL_REQUIRES_NEWER_DRIVER:
+    case CUDA_ERROR_DEVICE_UNAVAILABLE:
+    case CUDA_ERROR_NO_DEVICE:
+    case CUDA_ERROR_DEVICE_NOT_LICENSED:
+    case CUDA_ERROR_INVALID_IMAGE:
+    case CUDA_ERROR_INVALID_CONTEXT:
+    case CUDA_ERROR_MAP_FAILED:
+    case CUDA_ERROR_UNMAP_FAILED:
+    case CUDA_ERROR_ARRAY_IS_MAPPED:
+    case CUDA_ERROR_ALREADY_MAPPED:
+    case CUDA_ERROR_NO_BINARY_FOR_GPU:
+    case CUDA_ERROR_ALREADY_ACQUIRED:
+    case CUDA_ERROR_NOT_MAPPED:
+    case CUDA_ERROR_NOT_MAPPED_AS_ARRAY:
+    case CUDA_ERROR_NOT_MAPPED_AS_POINTER:
+    case CUDA_ERROR_ECC_UNCORRECTABLE:
+    case CUDA_ERROR_UNSUPPORTED_LIMIT:
+    case CUDA_ERROR_CONTEXT_ALREADY_IN_USE:
+    case CUDA_ERROR_PEER_ACCESS_UNSUPPORTED:
+    case CUDA_ERROR_INVALID_PTX:
+    case CUDA_ERROR_INVALID_GRAPHICS_CONTEXT:
+    case CUDA_ERROR_NVLINK_UNCORRECTABLE:
+    case CUDA_ERROR_JIT_COMPILER_NOT_FOUND:
+    case CUDA_ERROR_UNSUPPORTED_PTX_VERSION:
+    case CUDA_ERROR_JIT_COMPILATION_DISABLED:
+    case CUDA_ERROR_UNSUPPORTED_EXEC_AFFINITY:
+    case CUDA_ERROR_UNSUPPORTED_DEVSIDE_SYNC:
+    case CUDA_ERROR_CONTAINED:
+    case CUDA_ERROR_INVALID_SOURCE:
+    case CUDA_ERROR_FILE_NOT_FOUND:
+    case CUDA_ERROR_SHARED_OBJECT_SYMBOL_NOT_FOUND:
+    case CUDA_ERROR_SHARED_OBJECT_INIT_FAILED:
+    case CUDA_ERROR_OPERATING_SYSTEM:
+    case CUDA_ERROR_ILLEGAL_STATE:
+    case CUDA_ERROR_LOSSY_QUERY:
+    case CUDA_ERROR_NOT_FOUND:
+    case CUDA_ERROR_ILLEGAL_ADDRESS:
+    case CUDA_ERROR_LAUNCH_OUT_OF_RESOURCES:
+    case CUDA_ERROR_LAUNCH_TIMEOUT:
+    case CUDA_ERROR_LAUNCH_INCOMPATIBLE_TEXTURING:
+    case CUDA_ERROR_PEER_ACCESS_ALREADY_ENABLED:
+    case CUDA_ERROR_PEER_ACCESS_NOT_ENABLED:
+    case CUDA_ERROR_PRIMARY_CONTEXT_ACTIVE:
+    case CUDA_ERROR_CONTEXT_IS_DESTROYED:
+    case CUDA_ERROR_ASSERT:
+    case CUDA_ERROR_TOO_MANY_PEERS:
+    case CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED:
+    case CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED:
+    case CUDA_ERROR_HARDWARE_STACK_ERROR:
+    case CUDA_ERROR_ILLEGAL_INSTRUCTION:
+    case CUDA_ERROR_MISALIGNED_ADDRESS:
+    case CUDA_ERROR_INVALID_ADDRESS_SPACE:
+    case CUDA_ERROR_INVALID_PC:
+    case CUDA_ERROR_LAUNCH_FAILED:
+    case CUDA_ERROR_COOPERATIVE_LAUNCH_TOO_LARGE:
+    case CUDA_ERROR_TENSOR_MEMORY_LEAK:
+    case CUDA_ERROR_NOT_PERMITTED:
+    case CUDA_ERROR_NOT_SUPPORTED:
+    case CUDA_ERROR_SYSTEM_NOT_READY:
+    case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
+    case CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE:
+    case CUDA_ERROR_MPS_CONNECTION_FAILED:
+    case CUDA_ERROR_MPS_RPC_FAILURE:
+    case CUDA_ERROR_MPS_SERVER_NOT_READY:
+    case CUDA_ERROR_MPS_MAX_CLIENTS_REACHED:
+    case CUDA_ERROR_MPS_MAX_CONNECTIONS_REACHED:
+    case CUDA_ERROR_MPS_CLIENT_TERMINATED:
+    case CUDA_ERROR_CDP_NOT_SUPPORTED:
+    case CUDA_ERROR_CDP_VERSION_MISMATCH:
+    case CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED:
+    case CUDA_ERROR_STREAM_CAPTURE_INVALIDATED:
+    case CUDA_ERROR_STREAM_CAPTURE_MERGE:
+    case CUDA_ERROR_STREAM_CAPTURE_UNMATCHED:
+    case CUDA_ERROR_STREAM_CAPTURE_UNJOINED:
+    case CUDA_ERROR_STREAM_CAPTURE_ISOLATION:
+    case CUDA_ERROR_STREAM_CAPTURE_IMPLICIT:
+    case CUDA_ERROR_CAPTURED_EVENT:
+    case CUDA_ERROR_STREAM_CAPTURE_WRONG_THREAD:
+    case CUDA_ERROR_TIMEOUT:
+    case CUDA_ERROR_GRAPH_EXEC_UPDATE_FAILURE:
+    case CUDA_ERROR_EXTERNAL_DEVICE:
+    case CUDA_ERROR_INVALID_CLUSTER_SIZE:
+    case CUDA_ERROR_FUNCTION_NOT_LOADED:
+    case CUDA_ERROR_INVALID_RESOURCE_TYPE:
+    case CUDA_ERROR_INVALID_RESOURCE_CONFIGURATION:
+      return static_cast<cudaError_t>(r);
+    default:
+      return cudaErrorUnknown;
+  }
+}
+
+std::string error_name(CUresult r) {
+  const char* name = nullptr;
+  if (cuGetErrorName(r, &name) == CUDA_SUCCESS && name != nullptr) return name;
+  return "CUresult " + std::to_string(static_cast<int>(r));
+}
+
+std::string error_text(CUresult r) {
+  const char* text = nullptr;
+  std::string out = error_name(r);
+  if (cuGetErrorString(r, &text) == CUDA_SUCCESS && text != nullptr) {
+    out += " (";
+    out += text;
+    out += ")";
+  }
+  return out;
+}
+
+}  // namespace vgpu::host::cuda

@@ -1,0 +1,340 @@
+#include "actors/executor/reference/reference_session.h"
+
+#include <cstring>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "actors/executor/reference/reference_device.h"
+
+namespace vgpu::host::reference {
+
+namespace {
+
+// What cudaDriverGetVersion reports: the CUDA 13.0 the shim is built against.
+constexpr int32_t kDriverVersion = 13000;
+
+constexpr uint32_t kAsyncFlag = 1u << 0;  // vgpuMemcpy*/vgpuMemset flags bit 0
+
+constexpr uint32_t kEventFlagsAllowed =
+    cudaEventDefault | cudaEventBlockingSync | cudaEventDisableTiming | cudaEventInterprocess;
+
+const char* mode(uint32_t flags) { return (flags & kAsyncFlag) ? "async" : "sync"; }
+
+}  // namespace
+
+reference_session::reference_session(std::shared_ptr<shared_state> state, session_info info)
+    : state_(std::move(state)), info_(std::move(info)) {
+  spdlog::info("[reference-executor] session {} opened for vm={}", info_.session_id, info_.vm_id);
+}
+
+reference_session::~reference_session() {
+  // The blocks in memory_ free themselves; the executor-wide count must drop
+  // by what this session still held (a crashed guest frees nothing itself).
+  const uint64_t bytes = ledger_.bytes();
+  state_->release(bytes);
+  spdlog::info("[reference-executor] session {} closed: freed {} bytes in {} allocation(s), {} "
+               "stream(s), {} event(s) (vm={})",
+               info_.session_id, bytes, ledger_.count(), streams_.size(), events_.size(),
+               info_.vm_id);
+}
+
+bool reference_session::device_ok(int32_t device) const {
+  return device >= 0 && device < state_->opts().device_count;
+}
+
+bool reference_session::stream_ok(uint64_t id) {
+  return is_builtin_stream(id) || streams_.find(id) != nullptr;
+}
+
+uint8_t* reference_session::host_at(uint64_t ptr) {
+  auto it = memory_.upper_bound(ptr);
+  --it;  // the ledger vouched for ptr, so an allocation starts at or below it
+  return it->second.get() + (ptr - it->first);
+}
+
+cudaError_t reference_session::check_range(const char* call, const call_context& ctx,
+                                           uint64_t ptr, uint64_t len) const {
+  if (ledger_.contains(ptr, len)) return cudaSuccess;
+  spdlog::debug("[reference-executor] {}: [0x{:x}, +{}) is not inside an allocation of this "
+                "session (vm={})",
+                call, ptr, len, ctx.vm_id);
+  return cudaErrorInvalidValue;
+}
+
+// --- device and version -----------------------------------------------------
+
+cudaError_t reference_session::on_cudaGetDeviceCount(call_context&, int32_t* count) {
+  *count = state_->opts().device_count;
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaDriverGetVersion(call_context&, int32_t* driverVersion) {
+  *driverVersion = kDriverVersion;
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaGetDeviceProperties(call_context& ctx, cudaDeviceProp* prop,
+                                                          int32_t device) {
+  if (!device_ok(device)) {
+    spdlog::debug("[reference-executor] cudaGetDeviceProperties: no device {} (vm={})", device,
+                  ctx.vm_id);
+    return cudaErrorInvalidDevice;
+  }
+  *prop = state_->props();
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaDeviceGetAttribute(call_context& ctx, int32_t* value,
+                                                         int32_t attr, int32_t device) {
+  if (!device_ok(device)) {
+    spdlog::debug("[reference-executor] cudaDeviceGetAttribute: no device {} (vm={})", device,
+                  ctx.vm_id);
+    return cudaErrorInvalidDevice;
+  }
+  const cudaError_t st = device_attribute(state_->props(), attr, value);
+  if (st != cudaSuccess) {
+    spdlog::debug("[reference-executor] cudaDeviceGetAttribute: no attribute {} (vm={})", attr,
+                  ctx.vm_id);
+  }
+  return st;
+}
+
+cudaError_t reference_session::on_cudaDeviceSynchronize(call_context&) {
+  return cudaSuccess;  // everything already ran when it was called
+}
+
+// --- memory -------------------------------------------------------------------
+
+cudaError_t reference_session::on_cudaMalloc(call_context& ctx, uint64_t* devPtr, uint64_t size) {
+  *devPtr = 0;
+  if (size == 0) return cudaSuccess;  // as CUDA: success, null pointer
+  spdlog::debug("[reference-executor] cudaMalloc: allocating {} bytes in host RAM (vm={})", size,
+                ctx.vm_id);
+  if (!state_->reserve(size)) {
+    spdlog::debug("[reference-executor] cudaMalloc: {} bytes exceed the {} bytes left of {} "
+                  "(vm={})",
+                  size, state_->opts().memory_bytes - state_->used(),
+                  state_->opts().memory_bytes, ctx.vm_id);
+    return cudaErrorMemoryAllocation;
+  }
+  const uint64_t base = state_->take_address(size);
+  host_block block(base != 0 ? static_cast<uint8_t*>(std::calloc(size, 1)) : nullptr);
+  if (!block) {
+    state_->release(size);
+    spdlog::debug("[reference-executor] cudaMalloc: host RAM refused {} bytes (vm={})", size,
+                  ctx.vm_id);
+    return cudaErrorMemoryAllocation;
+  }
+  memory_.emplace(base, std::move(block));
+  ledger_.add(base, size);
+  *devPtr = base;
+  spdlog::debug("[reference-executor] cudaMalloc: allocated 0x{:x} in host RAM", base);
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaFree(call_context& ctx, uint64_t devPtr) {
+  if (devPtr == 0) return cudaSuccess;  // as CUDA: freeing null is a no-op
+  uint64_t size = 0;
+  if (!ledger_.remove(devPtr, &size)) {
+    spdlog::debug("[reference-executor] cudaFree: 0x{:x} is not an allocation of this session "
+                  "(vm={})",
+                  devPtr, ctx.vm_id);
+    return cudaErrorInvalidValue;
+  }
+  spdlog::debug("[reference-executor] cudaFree: freeing {} bytes (vm={})", size, ctx.vm_id);
+  memory_.erase(devPtr);
+  state_->release(size);
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaMemGetInfo(call_context&, uint64_t* free, uint64_t* total) {
+  const uint64_t limit = state_->opts().memory_bytes;
+  *total = limit;
+  *free = limit - state_->used();
+  return cudaSuccess;
+}
+
+// --- copies and memsets -------------------------------------------------------
+// The stream is checked even for empty operations (an invalid handle is an
+// error in CUDA whatever the size); pointers only when bytes move.
+
+cudaError_t reference_session::on_vgpuMemcpyHtoD(call_context& ctx, uint64_t dst, const_bytes src,
+                                                 uint64_t stream, uint32_t flags) {
+  spdlog::debug("[reference-executor] vgpuMemcpyHtoD: {} bytes to 0x{:x} ({}, stream={:#x}, "
+                "vm={})",
+                src.size, dst, mode(flags), stream, ctx.vm_id);
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (src.size == 0) return cudaSuccess;
+  if (cudaError_t st = check_range("vgpuMemcpyHtoD", ctx, dst, src.size); st != cudaSuccess) {
+    return st;
+  }
+  std::memcpy(host_at(dst), src.data, src.size);
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_vgpuMemcpyDtoH(call_context& ctx, mut_bytes dst, uint64_t src,
+                                                 uint64_t stream, uint32_t flags) {
+  spdlog::debug("[reference-executor] vgpuMemcpyDtoH: {} bytes from 0x{:x} ({}, stream={:#x}, "
+                "vm={})",
+                dst.size, src, mode(flags), stream, ctx.vm_id);
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (dst.size == 0) return cudaSuccess;
+  if (cudaError_t st = check_range("vgpuMemcpyDtoH", ctx, src, dst.size); st != cudaSuccess) {
+    return st;
+  }
+  std::memcpy(dst.data, host_at(src), dst.size);
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_vgpuMemcpyDtoD(call_context& ctx, uint64_t dst, uint64_t src,
+                                                 uint64_t count, uint64_t stream,
+                                                 uint32_t flags) {
+  spdlog::debug("[reference-executor] vgpuMemcpyDtoD: {} bytes 0x{:x} -> 0x{:x} ({}, "
+                "stream={:#x}, vm={})",
+                count, src, dst, mode(flags), stream, ctx.vm_id);
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (count == 0) return cudaSuccess;
+  if (cudaError_t st = check_range("vgpuMemcpyDtoD", ctx, src, count); st != cudaSuccess) {
+    return st;
+  }
+  if (cudaError_t st = check_range("vgpuMemcpyDtoD", ctx, dst, count); st != cudaSuccess) {
+    return st;
+  }
+  std::memmove(host_at(dst), host_at(src), count);  // the ranges may overlap
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_vgpuMemset(call_context& ctx, uint64_t dst, int32_t value,
+                                             uint64_t count, uint64_t stream, uint32_t flags) {
+  spdlog::debug("[reference-executor] vgpuMemset: {} bytes at 0x{:x} to {:#04x} ({}, "
+                "stream={:#x}, vm={})",
+                count, dst, static_cast<unsigned char>(value), mode(flags), stream, ctx.vm_id);
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (count == 0) return cudaSuccess;
+  if (cudaError_t st = check_range("vgpuMemset", ctx, dst, count); st != cudaSuccess) return st;
+  std::memset(host_at(dst), static_cast<unsigned char>(value), count);
+  return cudaSuccess;
+}
+
+// --- streams ------------------------------------------------------------------
+
+cudaError_t reference_session::create_stream(call_context& ctx, uint64_t* pStream, uint32_t flags,
+                                             int32_t priority) {
+  if (flags != cudaStreamDefault && flags != cudaStreamNonBlocking) {
+    spdlog::debug("[reference-executor] cudaStreamCreate: bad flags {:#x} (vm={})", flags,
+                  ctx.vm_id);
+    return cudaErrorInvalidValue;
+  }
+  *pStream = streams_.add(stream_state{flags, priority});
+  spdlog::debug("[reference-executor] cudaStreamCreate: stream {:#x} (flags={:#x}, vm={})",
+                *pStream, flags, ctx.vm_id);
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaStreamCreate(call_context& ctx, uint64_t* pStream) {
+  return create_stream(ctx, pStream, cudaStreamDefault, 0);
+}
+
+cudaError_t reference_session::on_cudaStreamCreateWithFlags(call_context& ctx, uint64_t* pStream,
+                                                            uint32_t flags) {
+  return create_stream(ctx, pStream, flags, 0);
+}
+
+cudaError_t reference_session::on_cudaStreamCreateWithPriority(call_context& ctx,
+                                                               uint64_t* pStream, uint32_t flags,
+                                                               int32_t priority) {
+  return create_stream(ctx, pStream, flags, priority);
+}
+
+cudaError_t reference_session::on_cudaStreamDestroy(call_context& ctx, uint64_t stream) {
+  // Builtin streams are not the guest's to destroy; erase() rejects them as
+  // unknown since they never enter the table.
+  if (!streams_.erase(stream)) {
+    spdlog::debug("[reference-executor] cudaStreamDestroy: no stream {:#x} (vm={})", stream,
+                  ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaStreamSynchronize(call_context&, uint64_t stream) {
+  return stream_ok(stream) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+cudaError_t reference_session::on_cudaStreamQuery(call_context&, uint64_t stream) {
+  return stream_ok(stream) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+// --- events -------------------------------------------------------------------
+
+cudaError_t reference_session::on_cudaEventCreate(call_context& ctx, uint64_t* event) {
+  return on_cudaEventCreateWithFlags(ctx, event, cudaEventDefault);
+}
+
+cudaError_t reference_session::on_cudaEventCreateWithFlags(call_context& ctx, uint64_t* event,
+                                                           uint32_t flags) {
+  // Interprocess events cannot carry timing in CUDA.
+  const bool bad = (flags & ~kEventFlagsAllowed) != 0 ||
+                   ((flags & cudaEventInterprocess) && !(flags & cudaEventDisableTiming));
+  if (bad) {
+    spdlog::debug("[reference-executor] cudaEventCreate: bad flags {:#x} (vm={})", flags,
+                  ctx.vm_id);
+    return cudaErrorInvalidValue;
+  }
+  *event = events_.add(event_state{flags, false, {}});
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaEventRecord(call_context& ctx, uint64_t event,
+                                                  uint64_t stream) {
+  event_state* e = events_.find(event);
+  if (e == nullptr || !stream_ok(stream)) {
+    spdlog::debug("[reference-executor] cudaEventRecord: bad event {:#x} or stream {:#x} "
+                  "(vm={})",
+                  event, stream, ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  // Everything before it on the stream has already run: "now" is when it completes.
+  e->recorded = true;
+  e->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaEventSynchronize(call_context&, uint64_t event) {
+  return events_.find(event) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+cudaError_t reference_session::on_cudaEventQuery(call_context&, uint64_t event) {
+  return events_.find(event) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+cudaError_t reference_session::on_cudaEventElapsedTime(call_context& ctx, float* ms,
+                                                       uint64_t start, uint64_t end) {
+  const event_state* a = events_.find(start);
+  const event_state* b = events_.find(end);
+  // CUDA answers the same error for unknown events, events without timing
+  // and events never recorded.
+  const auto timed = [](const event_state* e) {
+    return e != nullptr && !(e->flags & cudaEventDisableTiming) && e->recorded;
+  };
+  if (!timed(a) || !timed(b)) {
+    spdlog::debug("[reference-executor] cudaEventElapsedTime: events {:#x}, {:#x} are not both "
+                  "recorded timing events (vm={})",
+                  start, end, ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaEventDestroy(call_context& ctx, uint64_t event) {
+  if (!events_.erase(event)) {
+    spdlog::debug("[reference-executor] cudaEventDestroy: no event {:#x} (vm={})", event,
+                  ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace vgpu::host::reference
