@@ -6,6 +6,7 @@ namespace {
 constexpr uint64_t kPage = 4096;
 constexpr uint64_t kMinRing = 4096;
 constexpr uint64_t kMinData = 64 * 1024;
+constexpr uint64_t kRingsPerChannel = 3;  // request, response, notify
 }  // namespace
 
 bool make_layout(uint64_t region_bytes, uint32_t channel_count, uint64_t ring_bytes,
@@ -37,9 +38,9 @@ bool make_layout(uint64_t region_bytes, uint32_t channel_count, uint64_t ring_by
     return false;
   }
   const uint64_t per_channel = (region_bytes - h.channel_offset) / channel_count;
-  const uint64_t fixed = kPage + 2 * ring_bytes;
+  const uint64_t fixed = kPage + kRingsPerChannel * ring_bytes;
   if (per_channel < fixed + kMinData) {
-    *why = "region too small: each channel needs its rings plus at least 64 KiB of data area";
+    *why = "region too small: each channel needs its three rings plus at least 64 KiB of data area";
     return false;
   }
   // Data areas are whole pages so that pinned buffers carved from them later
@@ -65,8 +66,12 @@ bool validate_header(const region_header& h, uint64_t mapped_bytes, std::string*
            std::to_string(mapped_bytes) + " are mapped";
     return false;
   }
-  if (h.channel_count == 0 || !is_power_of_two(h.ring_bytes) || h.ring_bytes < kMinRing ||
-      h.channel_stride < kPage + 2 * h.ring_bytes + h.data_bytes ||
+  // Every size is bounded by region_bytes first, so the sums below cannot wrap.
+  const uint64_t r = h.region_bytes;
+  if (h.channel_count == 0 || h.channel_count > 4096 || !is_power_of_two(h.ring_bytes) ||
+      h.ring_bytes < kMinRing || h.ring_bytes > r / 4 || h.data_bytes > r || h.channel_stride > r ||
+      h.channel_offset > r || h.channel_table_offset > r ||
+      h.channel_stride < kPage + kRingsPerChannel * h.ring_bytes + h.data_bytes ||
       h.channel_table_offset < sizeof(region_header) ||
       h.channel_table_offset + uint64_t{h.channel_count} * sizeof(channel_slot) > h.channel_offset) {
     *why = "inconsistent channel sizes in header";
@@ -86,7 +91,8 @@ channel_view channel_at(const region_header& h, uint32_t index) {
   v.ctl_offset = h.channel_offset + uint64_t{index} * h.channel_stride;
   v.request_ring_offset = v.ctl_offset + kPage;
   v.response_ring_offset = v.request_ring_offset + h.ring_bytes;
-  v.data_offset = v.response_ring_offset + h.ring_bytes;
+  v.notify_ring_offset = v.response_ring_offset + h.ring_bytes;
+  v.data_offset = v.notify_ring_offset + h.ring_bytes;
   return v;
 }
 

@@ -5,7 +5,7 @@
 //
 //   offset 0                 region_header (one 4 KiB page)
 //   header.channel_table     channel_count x channel_slot      (claim words)
-//   header.channel_offset    channel 0: ctl page | request ring | response ring | data area
+//   header.channel_offset    channel 0: ctl page | request ring | response ring | notify ring | data area
 //   + k * channel_stride     channel k
 //
 // All integers are little-endian, naturally aligned. The region is writable by
@@ -46,7 +46,7 @@ struct region_header {
   uint64_t channel_table_offset;  // channel_slot[channel_count]
   uint64_t channel_offset;        // first channel
   uint64_t channel_stride;        // bytes from one channel to the next
-  uint64_t ring_bytes;            // capacity of each ring (power of two)
+  uint64_t ring_bytes;            // capacity of each of the three rings (power of two)
   uint64_t data_bytes;            // data area of each channel
   uint64_t host_generation;       // changes each time a mediator (re)creates the region
 };
@@ -72,7 +72,9 @@ struct ring_indices {
 // First page of each channel.
 struct channel_ctl {
   ring_indices request;   // guest produces, host consumes
-  ring_indices response;  // host produces, guest consumes
+  ring_indices response;  // host produces, guest consumes: replies to calls, in order
+  ring_indices notify;    // host produces, guest consumes: events the guest did not ask
+                          // for at that moment (a stream reached a host function)
 };
 
 static_assert(sizeof(region_header) <= kHeaderBytes, "header must fit its page");
@@ -86,6 +88,7 @@ struct channel_view {
   uint64_t ctl_offset;
   uint64_t request_ring_offset;
   uint64_t response_ring_offset;
+  uint64_t notify_ring_offset;
   uint64_t data_offset;
 };
 
