@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "actors/executor/call_context.h"
 #include "host_handler.h"
+#include "protocol/message.h"
 #include "stub/host_channel.h"
 #include "stub/ivshmem_server.h"
 
@@ -23,6 +25,12 @@ struct channel_state {
   stub::host_channel channel;
   std::unique_ptr<host::api_handler> handler;  // opened at the channel's first call
   std::vector<uint8_t> pending_reply;          // a reply that did not fit the response ring yet
+  // A synchronising call whose reply waits for the GPU; no further request of
+  // this channel is read until it is answered (replies stay in order).
+  host::deferred_reply waiting;
+  protocol::msg_header waiting_header{};
+  // The first error of a posted call, reported by the next syncpoint call.
+  cudaError_t deferred_error = cudaSuccess;
 };
 
 struct host_session {

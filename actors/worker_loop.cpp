@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 
@@ -20,6 +21,7 @@ namespace {
 using clock_type = std::chrono::steady_clock;
 constexpr int kBatch = 64;            // records taken from one channel before looking at the next
 constexpr int kEpollTimeoutMs = 200;  // a safety net; wake-ups come from eventfds
+constexpr long kWaitingPollNs = 100000;  // 100 us between looks at a stream a guest waits for
 
 // epoll tags: session id in the high bits, what fired in the low bit.
 constexpr uint64_t kTagDoorbell = 0, kTagHangup = 1, kTagControl = ~0ull;
@@ -138,6 +140,15 @@ void worker_loop::reply(host_session& s, channel_state& c, const protocol::msg_h
   }
 }
 
+// A syncpoint call reports the first error a posted call of its channel left.
+static int32_t with_deferred_error(channel_state& c, const protocol::call_traits& t, int32_t status) {
+  if (t.syncpoint && status == cudaSuccess && c.deferred_error != cudaSuccess) {
+    status = c.deferred_error;
+    c.deferred_error = cudaSuccess;
+  }
+  return status;
+}
+
 worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_state& c) {
   if (!c.pending_reply.empty()) {
     if (!c.channel.write_response(c.pending_reply.data(), static_cast<uint32_t>(c.pending_reply.size()), nullptr, 0))
@@ -145,8 +156,16 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     c.pending_reply.clear();
   }
   bool did = false;
+  if (c.waiting) {
+    const std::optional<cudaError_t> done = c.waiting();
+    if (!done) return serve_result::waiting;
+    c.waiting = nullptr;
+    const auto t = protocol::traits_of(c.waiting_header.call_id);
+    reply(s, c, c.waiting_header, with_deferred_error(c, t, *done), nullptr, 0);
+    did = true;
+  }
   alignas(8) uint8_t reply_buf[host::kMaxReplyBytes];
-  for (int i = 0; i < kBatch && c.pending_reply.empty(); ++i) {
+  for (int i = 0; i < kBatch && c.pending_reply.empty() && !c.waiting; ++i) {
     uint32_t len = 0;
     const auto st = c.channel.read_request(request_buf_.data(), static_cast<uint32_t>(request_buf_.size()), &len);
     if (st == protocol::read_status::empty) break;
@@ -159,8 +178,11 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     did = true;
     protocol::msg_header m;
     std::memcpy(&m, request_buf_.data(), sizeof m);
+    // The host's own table decides whether a call is posted, not the guest's flag.
+    const protocol::call_traits t = protocol::traits_of(m.call_id);
     s.processed.fetch_add(1, std::memory_order_relaxed);
     processed_.fetch_add(1, std::memory_order_relaxed);
+    s.bytes_in.fetch_add(m.data_len, std::memory_order_relaxed);
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("[vgpu] vm_id={}: CUDA DOORBELL RING (op=0x{:04x} {}, seq={}, args={}, data={})", s.vm_id,
                     m.call_id, call_name_or_unknown(m.call_id), m.seq, m.arg_len, m.data_len);
@@ -173,34 +195,52 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
       c.handler = exec_.open_session(host::session_info{s.vm_id, s.id}, &why);
       if (!c.handler) {
         spdlog::error("[vgpu] vm_id={}: cannot open an executor session: {}", s.vm_id, why);
-        reply(s, c, m, cudaErrorDevicesUnavailable, nullptr, 0);
+        if (!t.posted) reply(s, c, m, cudaErrorDevicesUnavailable, nullptr, 0);
         continue;
       }
     }
-    host::call_context ctx{s.vm_id, s.id, m.device, m.seq};
+    host::call_context ctx{s.vm_id, s.id, m.device, m.seq, nullptr};
     const host::data_area data(c.channel.data(), c.channel.data_size());
     uint32_t reply_len = 0;
     const cudaError_t status = host::dispatch(*c.handler, ctx, m, request_buf_.data() + sizeof m, data,
                                               reply_buf, &reply_len);
-    if (status != cudaSuccess && spdlog::should_log(spdlog::level::debug))
-      spdlog::debug("[vgpu] vm_id={}: {} seq={} failed: error {}", s.vm_id, call_name_or_unknown(m.call_id),
-                    m.seq, static_cast<int>(status));
-    if (status == cudaErrorNotSupported && !protocol::call_name(m.call_id))
-      spdlog::warn("[vgpu] vm_id={}: unknown call id 0x{:04x} (seq={}): answered cudaErrorNotSupported",
-                   s.vm_id, m.call_id, m.seq);
-    reply(s, c, m, status, reply_buf, reply_len);
+    if (status != cudaSuccess) {
+      if (spdlog::should_log(spdlog::level::debug))
+        spdlog::debug("[vgpu] vm_id={}: {} seq={} failed: error {}", s.vm_id, call_name_or_unknown(m.call_id),
+                      m.seq, static_cast<int>(status));
+      if (!t.known)
+        spdlog::warn("[vgpu] vm_id={}: unknown call id 0x{:04x} (seq={}): answered cudaErrorNotSupported",
+                     s.vm_id, m.call_id, m.seq);
+    }
+    if (t.posted) {
+      if (status != cudaSuccess) {
+        s.errors.fetch_add(1, std::memory_order_relaxed);
+        if (c.deferred_error == cudaSuccess) c.deferred_error = status;
+      }
+      continue;
+    }
+    if (ctx.defer && status == cudaSuccess) {
+      c.waiting = std::move(ctx.defer);
+      c.waiting_header = m;
+      break;
+    }
+    s.bytes_out.fetch_add(reply_len, std::memory_order_relaxed);
+    reply(s, c, m, with_deferred_error(c, t, status), reply_buf, reply_len);
   }
   if (did) c.channel.wake_guest_if_sleeping();
+  if (c.waiting) return serve_result::waiting;
   return did ? serve_result::worked : serve_result::idle;
 }
 
 bool worker_loop::serve_all() {
   bool did = false;
+  waiting_ = false;
   std::vector<uint64_t> broken;
   for (auto& sp : sessions_) {
     for (auto& c : sp->channels) {
       const serve_result r = serve_channel(*sp, c);
-      did |= r != serve_result::idle;
+      did |= r == serve_result::worked;
+      waiting_ |= r == serve_result::waiting;
       if (r == serve_result::broken) {
         broken.push_back(sp->id);
         break;
@@ -221,7 +261,12 @@ void worker_loop::sleep_until_work() {
   for (auto& s : sessions_)
     for (auto& c : s->channels) work |= c.channel.has_request();
   epoll_event events[64];
-  const int n = work ? 0 : epoll_wait(epoll_.get(), events, 64, kEpollTimeoutMs);
+  // While a reply waits on the GPU, look again soon rather than sleep long.
+  const timespec brief{0, kWaitingPollNs};
+  const timespec safety{kEpollTimeoutMs / 1000, (kEpollTimeoutMs % 1000) * 1000000L};
+  int n = work ? 0 : epoll_pwait2(epoll_.get(), events, 64, waiting_ ? &brief : &safety, nullptr);
+  if (n < 0 && errno == ENOSYS)  // kernels before 5.11: millisecond resolution only
+    n = epoll_wait(epoll_.get(), events, 64, waiting_ ? 1 : kEpollTimeoutMs);
   for (auto& s : sessions_)
     for (auto& c : s->channels) c.channel.set_sleeping(false);
   for (int i = 0; i < n; ++i) {

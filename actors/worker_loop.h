@@ -50,7 +50,7 @@ class worker_loop {
     std::string reason;
   };
 
-  enum class serve_result { idle, worked, broken };
+  enum class serve_result { idle, worked, waiting, broken };
 
   void run();
   void apply_commands();
@@ -74,6 +74,7 @@ class worker_loop {
   std::atomic<size_t> session_count_{0};
   std::atomic<bool> stop_{false};
   std::atomic<bool> has_commands_{false};
+  bool waiting_ = false;  // some channel's reply waits on the GPU (worker thread only)
   std::thread thread_;
 };
 

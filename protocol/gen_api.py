@@ -29,6 +29,7 @@ WIRE = {
     "stream": ("uint64_t", "cudaStream_t"),
     "event": ("uint64_t", "cudaEvent_t"),
     "data": ("vgpu::protocol::data_ref", "vgpu::protocol::data_ref"),
+    "blob": (None, "vgpu::protocol::blob"),  # trailing variable-length bytes, inline in the ring
     "raw": (None, None),
 }
 POINTERISH = {"devptr", "stream", "event"}
@@ -61,33 +62,52 @@ class Param:
         self.dir, self.wire, self.name = direction, wire, name
         self.ctype = ctype or WIRE[wire][1]
         self.wtype = ctype if wire == "raw" else WIRE[wire][0]
+        if wire == "blob" and direction != "in":
+            sys.exit(f"{where}: blob parameters are inputs only")
 
     @property
     def is_out(self):
         return self.dir == "out"
 
     def c_param(self):
-        if self.wire == "data":  # a place in the data area, whichever way the bytes go
+        if self.wire in ("data", "blob"):  # a place in the data area, whichever way the bytes go
             return f"{self.ctype} {self.name}"
         return f"{self.ctype}* {self.name}" if self.is_out else f"{self.ctype} {self.name}"
 
     def host_param(self):
+        if self.wire == "blob":
+            return f"vgpu::host::const_bytes {self.name}"
         if self.wire == "data":
             return f"vgpu::host::{'mut' if self.is_out else 'const'}_bytes {self.name}"
         return f"{self.wtype}* {self.name}" if self.is_out else f"{self.wtype} {self.name}"
 
 
+OPTIONS = {"posted", "syncpoint"}
+
+
 class Call:
-    def __init__(self, cid, name, guest, params, where):
+    def __init__(self, cid, name, guest, options, params, where):
         self.id, self.name, self.guest, self.params = cid, name, guest, params
+        self.posted = "posted" in options
+        self.syncpoint = "syncpoint" in options
         if guest not in ("stub", "custom"):
             sys.exit(f"{where}: guest must be stub or custom")
+        if self.posted and (self.outs or any(p.wire == "data" for p in params)):
+            sys.exit(f"{where}: a posted call has no outputs and no data-area bytes (the guest does not wait)")
+        blobs = [i for i, p in enumerate(params) if p.wire == "blob"]
+        if blobs and blobs != [len(params) - 1]:
+            sys.exit(f"{where}: a blob must be the last parameter, and only one")
         if guest == "stub" and any(p.wire == "data" for p in params):
             sys.exit(f"{where}: data parameters need a custom guest function")
 
     @property
+    def blob(self):
+        return self.params[-1] if self.params and self.params[-1].wire == "blob" else None
+
+    @property
     def ins(self):
-        return [p for p in self.params if not p.is_out or p.wire == "data"]
+        """Fields of the fixed request struct (a blob follows it, outside the struct)."""
+        return [p for p in self.params if (not p.is_out or p.wire == "data") and p.wire != "blob"]
 
     @property
     def outs(self):
@@ -112,7 +132,13 @@ def parse(path):
                 sys.exit(f"{where}: call id {words[1]} reused or out of range")
             ids.add(cid)
             name = words[2]
-            calls.append(Call(cid, name, words[3], [Param(p, where) for p in words[4:]], where))
+            rest = words[4:]
+            options = [w for w in rest if ":" not in w]
+            unknown = set(options) - OPTIONS
+            if unknown:
+                sys.exit(f"{where}: unknown option(s) {sorted(unknown)}")
+            params = [Param(p, where) for p in rest if ":" in p]
+            calls.append(Call(cid, name, words[3], options, params, where))
         else:
             sys.exit(f"{where}: cannot parse '{line}'")
         if name in names:
@@ -140,6 +166,8 @@ def gen_ids(calls):
     enum = "\n".join(f"  {c.name} = 0x{c.id:04x}," for c in calls)
     cases = "\n".join(f'    case 0x{c.id:04x}: return "{c.name}";' for c in calls)
     table = "\n".join(f"    0x{c.id:04x}," for c in calls)
+    b = lambda v: "true" if v else "false"
+    traits = "\n".join(f"    case 0x{c.id:04x}: return {{true, {b(c.posted)}, {b(c.syncpoint)}}};" for c in calls)
     return f"""{HEADER}#pragma once
 #include <cstdint>
 
@@ -152,6 +180,22 @@ enum class call_id : uint16_t {{
 inline constexpr uint16_t kAllCallIds[] = {{
 {table}
 }};
+
+// How the host treats a call: a posted call gets no reply (an error it causes
+// is kept and reported by the next syncpoint call of the channel, as CUDA
+// reports asynchronous errors at the next synchronising call).
+struct call_traits {{
+  bool known;
+  bool posted;
+  bool syncpoint;
+}};
+
+inline call_traits traits_of(uint16_t id) {{
+  switch (id) {{
+{traits}
+    default: return {{false, false, false}};
+  }}
+}}
 
 // The name of a call id, or nullptr for an id this build does not know.
 inline const char* call_name(uint16_t id) {{
@@ -229,10 +273,16 @@ namespace vgpu::remote {{
                 lines.append(f"  req.{p.name} = reinterpret_cast<uint64_t>({p.name});")
             else:
                 lines.append(f"  req.{p.name} = static_cast<{p.wtype}>({p.name});")
-        lines.append(f"  wire::{c.name}_rep rep{{}};")
         dl = " + ".join(data_len) if data_len else "0"
+        tail = f"{c.blob.name}.data, {c.blob.name}.size" if c.blob else "nullptr, 0"
+        if c.posted:
+            lines.append(f"  return shim::guest_post(0x{c.id:04x}, &req, wire::{c.name}_req::wire_size(), {tail});")
+            lines.append("}")
+            defs.append("\n".join(lines))
+            continue
+        lines.append(f"  wire::{c.name}_rep rep{{}};")
         lines.append(f"  const cudaError_t st = shim::guest_call(0x{c.id:04x}, &req, wire::{c.name}_req::wire_size(),")
-        lines.append(f"                                          &rep, wire::{c.name}_rep::wire_size(), {dl});")
+        lines.append(f"                                          &rep, wire::{c.name}_rep::wire_size(), {dl}, {tail});")
         if c.outs:
             lines.append("  if (st != cudaSuccess) return st;")
             for p in c.outs:
@@ -341,7 +391,11 @@ def gen_host_dispatch(calls):
     cases = []
     for c in calls:
         lines = [f"    case 0x{c.id:04x}: {{  // {c.name}"]
-        lines.append(f"      if (m.arg_len != wire::{c.name}_req::wire_size()) return malformed(m);")
+        if c.blob:
+            lines.append(f"      if (m.arg_len < wire::{c.name}_req::wire_size()) return malformed(m);")
+            lines.append(f"      const const_bytes {c.blob.name}_bytes{{args + wire::{c.name}_req::wire_size(), m.arg_len - wire::{c.name}_req::wire_size()}};")
+        else:
+            lines.append(f"      if (m.arg_len != wire::{c.name}_req::wire_size()) return malformed(m);")
         lines.append(f"      wire::{c.name}_req req{{}};")
         lines.append(f"      std::memcpy(static_cast<void*>(&req), args, wire::{c.name}_req::wire_size());")
         lines.append(f"      wire::{c.name}_rep rep;")
@@ -353,7 +407,9 @@ def gen_host_dispatch(calls):
                 lines.append(f"      if (!data.resolve_{kind}(req.{p.name}, &{p.name}_span)) return bad_data_ref(m);")
         args = ["ctx"]
         for p in c.params:
-            if p.wire == "data":
+            if p.wire == "blob":
+                args.append(f"{p.name}_bytes")
+            elif p.wire == "data":
                 args.append(f"{p.name}_span")
             elif p.is_out:
                 args.append(f"&rep.{p.name}")

@@ -46,6 +46,13 @@ struct data_ref {
   uint64_t length;
 };
 
+// Variable-length bytes that follow a request's fixed arguments inline in the
+// ring (a kernel's parameter block): guest-side view, never on the wire itself.
+struct blob {
+  const void* data;
+  uint32_t size;
+};
+
 static_assert(sizeof(record_frame) == 8, "frame layout is part of the ABI");
 static_assert(sizeof(msg_header) == 32, "header layout is part of the ABI");
 static_assert(sizeof(data_ref) == 16, "data_ref layout is part of the ABI");

@@ -39,11 +39,13 @@ class ring {
     return static_cast<uint32_t>(half < kMaxRecordBody ? half : kMaxRecordBody);
   }
 
-  // Producer: writes one record made of two pieces (header and arguments).
-  // Returns false when there is no room now; corrupt() tells a ring whose
-  // consumer index is impossible.
-  bool try_write(const void* a, uint32_t na, const void* b, uint32_t nb) {
-    const uint32_t body = na + nb;
+  // Producer: writes one record made of up to three pieces (header, fixed
+  // arguments, a trailing blob). Returns false when there is no room now;
+  // corrupt() tells a ring whose consumer index is impossible.
+  bool try_write(const void* a, uint32_t na, const void* b, uint32_t nb, const void* c = nullptr,
+                 uint32_t nc = 0) {
+    if (nb > kMaxRecordBody || nc > kMaxRecordBody) return false;
+    const uint32_t body = na + nb + nc;
     if (body > max_body()) return false;
     const uint64_t tail = idx_->tail.load(std::memory_order_acquire);
     if (tail > head_ || head_ - tail > cap_) {
@@ -68,6 +70,7 @@ class ring {
     std::memcpy(dst, &f, sizeof f);
     if (na) std::memcpy(dst + sizeof f, a, na);
     if (nb) std::memcpy(dst + sizeof f + na, b, nb);
+    if (nc) std::memcpy(dst + sizeof f + na + nb, c, nc);
     head_ = head + need;
     idx_->head.store(head_, std::memory_order_release);
     return true;

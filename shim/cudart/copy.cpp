@@ -63,7 +63,7 @@ cudaError_t copy_h2d(uint64_t dst, const uint8_t* src, uint64_t count, uint64_t 
     req.flags = flags;
     uint64_t seq = 0;
     const cudaError_t st = g->submit(static_cast<uint16_t>(call_id::vgpuMemcpyHtoD), 0, &req,
-                                     wire::vgpuMemcpyHtoD_req::wire_size(), n, &seq);
+                                     wire::vgpuMemcpyHtoD_req::wire_size(), nullptr, 0, n, &seq);
     if (st != cudaSuccess) {
       err.add(st);
       break;
@@ -102,7 +102,7 @@ cudaError_t copy_d2h(uint8_t* dst, uint64_t src, uint64_t count, uint64_t stream
     req.flags = flags;
     uint64_t seq = 0;
     const cudaError_t st = g->submit(static_cast<uint16_t>(call_id::vgpuMemcpyDtoH), 0, &req,
-                                     wire::vgpuMemcpyDtoH_req::wire_size(), n, &seq);
+                                     wire::vgpuMemcpyDtoH_req::wire_size(), nullptr, 0, n, &seq);
     if (st != cudaSuccess) {
       err.add(st);
       break;

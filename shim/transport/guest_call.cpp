@@ -79,10 +79,21 @@ channel_guard::channel_guard() : lock_(state().mutex) {
 channel_guard::~channel_guard() = default;
 
 cudaError_t guest_call(uint16_t call_id, const void* req, uint32_t req_len, void* rep,
-                       uint32_t rep_len, uint64_t data_len) {
+                       uint32_t rep_len, uint64_t data_len, const void* tail, uint32_t tail_len) {
   channel_guard g;
   if (g.status() != cudaSuccess) return g.status();
-  return g->call(call_id, req, req_len, rep, rep_len, data_len);
+  uint64_t seq = 0;
+  const cudaError_t st = g->submit(call_id, 0, req, req_len, tail, tail_len, data_len, &seq);
+  if (st != cudaSuccess) return st;
+  return g->wait(seq, rep, rep_len);
+}
+
+cudaError_t guest_post(uint16_t call_id, const void* req, uint32_t req_len, const void* tail,
+                       uint32_t tail_len) {
+  channel_guard g;
+  if (g.status() != cudaSuccess) return g.status();
+  uint64_t seq = 0;
+  return g->submit(call_id, protocol::kFlagPosted, req, req_len, tail, tail_len, 0, &seq);
 }
 
 }  // namespace vgpu::shim

@@ -15,9 +15,16 @@ namespace vgpu::shim {
 void set_thread_device(int device);
 int thread_device();
 
-// One synchronous call: locks the process's channel, sends, waits.
+// One synchronous call: locks the process's channel, sends, waits. `tail`
+// (optional) follows the fixed arguments inline.
 cudaError_t guest_call(uint16_t call_id, const void* req, uint32_t req_len, void* rep,
-                       uint32_t rep_len, uint64_t data_len);
+                       uint32_t rep_len, uint64_t data_len, const void* tail = nullptr,
+                       uint32_t tail_len = 0);
+
+// One posted call: queued in stream order, no reply awaited. Its error, if
+// any, surfaces at the next synchronising call.
+cudaError_t guest_post(uint16_t call_id, const void* req, uint32_t req_len, const void* tail,
+                       uint32_t tail_len);
 
 // Exclusive use of the process's channel for a sequence of requests (the
 // pipelined chunks of a large copy). Connects on first use.

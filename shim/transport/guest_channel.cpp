@@ -94,13 +94,14 @@ void guest_channel::idle_wait(bool for_response, int* round) {
 }
 
 cudaError_t guest_channel::submit(uint16_t call_id, uint16_t flags, const void* args,
-                                  uint32_t arg_len, uint64_t data_len, uint64_t* seq) {
+                                  uint32_t arg_len, const void* tail, uint32_t tail_len,
+                                  uint64_t data_len, uint64_t* seq) {
   if (dead_) return cudaErrorDevicesUnavailable;
-  if (arg_len > max_args()) return cudaErrorInvalidValue;
+  if (arg_len > max_args() || tail_len > max_args() - arg_len) return cudaErrorInvalidValue;
   protocol::msg_header h{};
   h.call_id = call_id;
   h.flags = flags;
-  h.arg_len = arg_len;
+  h.arg_len = arg_len + tail_len;
   h.seq = next_seq_;
   h.data_len = data_len;
   h.device = thread_device();
@@ -109,7 +110,7 @@ cudaError_t guest_channel::submit(uint16_t call_id, uint16_t flags, const void* 
             static_cast<unsigned long long>(data_len));
   int round = 0;
   auto start = clock_type::now();
-  while (!request_.try_write(&h, sizeof h, args, arg_len)) {
+  while (!request_.try_write(&h, sizeof h, args, arg_len, tail, tail_len)) {
     if (request_.corrupt() || host_gone()) {
       dead_ = true;
       return cudaErrorDevicesUnavailable;
@@ -120,12 +121,13 @@ cudaError_t guest_channel::submit(uint16_t call_id, uint16_t flags, const void* 
   }
   ring_doorbell();
   *seq = next_seq_++;
+  if (!(flags & protocol::kFlagPosted)) awaited_.push_back(*seq);
   return cudaSuccess;
 }
 
 cudaError_t guest_channel::wait(uint64_t seq, void* rep, uint32_t rep_cap, uint32_t* rep_len) {
   if (dead_) return cudaErrorDevicesUnavailable;
-  if (seq != next_wait_) return cudaErrorInvalidValue;  // responses come in order
+  if (awaited_.empty() || seq != awaited_.front()) return cudaErrorInvalidValue;  // responses come in order
   alignas(8) uint8_t buf[8192];  // replies are small (at most a few KiB); bulk data uses the data area
   uint32_t len = 0;
   int round = 0;
@@ -164,7 +166,7 @@ cudaError_t guest_channel::wait(uint64_t seq, void* rep, uint32_t rep_cap, uint3
               static_cast<unsigned long long>(h.seq), static_cast<unsigned long long>(seq));
     return cudaErrorDevicesUnavailable;
   }
-  ++next_wait_;
+  awaited_.pop_front();
   VGPU_GLOG(debug, "[cuda-transport] RECEIVED from VGPU-STUB: call_id=0x%04x seq=%llu status=%s(%d)",
             h.call_id, static_cast<unsigned long long>(h.seq), h.status == 0 ? "DONE" : "ERROR",
             h.status);
@@ -172,14 +174,6 @@ cudaError_t guest_channel::wait(uint64_t seq, void* rep, uint32_t rep_cap, uint3
   if (n) std::memcpy(rep, buf + sizeof h, n);
   if (rep_len) *rep_len = h.arg_len;
   return static_cast<cudaError_t>(h.status);
-}
-
-cudaError_t guest_channel::call(uint16_t call_id, const void* args, uint32_t arg_len, void* rep,
-                                uint32_t rep_cap, uint64_t data_len) {
-  uint64_t seq = 0;
-  const cudaError_t st = submit(call_id, 0, args, arg_len, data_len, &seq);
-  if (st != cudaSuccess) return st;
-  return wait(seq, rep, rep_cap);
 }
 
 bool guest_channel::write_raw(const void* body, uint32_t len) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 
 #include <driver_types.h>
 
@@ -34,21 +35,20 @@ class guest_channel {
   // ring from filling while the guest is still posting).
   static constexpr int kMaxOutstanding = 8;
 
-  // Posts one request; *seq identifies its response.
+  // Queues one request: fixed arguments, then `tail` (may be empty). Unless
+  // `flags` has kFlagPosted, *seq identifies the response to wait for.
   cudaError_t submit(uint16_t call_id, uint16_t flags, const void* args, uint32_t arg_len,
-                     uint64_t data_len, uint64_t* seq);
-  // Waits for the response to `seq`, the oldest outstanding request. Copies at
-  // most rep_cap result bytes into rep; *rep_len (optional) gets how many came.
-  // Returns the host's status, or cudaErrorDevicesUnavailable when the host is gone.
+                     const void* tail, uint32_t tail_len, uint64_t data_len, uint64_t* seq);
+  // Waits for the response to `seq`, the oldest request still awaiting one.
+  // Copies at most rep_cap result bytes into rep; *rep_len (optional) gets how
+  // many came. Returns the host's status, or cudaErrorDevicesUnavailable when
+  // the host is gone.
   cudaError_t wait(uint64_t seq, void* rep, uint32_t rep_cap, uint32_t* rep_len = nullptr);
-  // submit + wait.
-  cudaError_t call(uint16_t call_id, const void* args, uint32_t arg_len, void* rep,
-                   uint32_t rep_cap, uint64_t data_len);
   // Writes a raw record body (tests of hostile input only).
   bool write_raw(const void* body, uint32_t len);
 
   bool dead() const { return dead_; }
-  int outstanding() const { return static_cast<int>(next_seq_ - next_wait_); }
+  int outstanding() const { return static_cast<int>(awaited_.size()); }
 
  private:
   void ring_doorbell();
@@ -60,7 +60,7 @@ class guest_channel {
   protocol::ring response_;
   uint8_t* data_ = nullptr;
   uint64_t next_seq_ = 1;
-  uint64_t next_wait_ = 1;
+  std::deque<uint64_t> awaited_;  // seqs of sent requests whose responses are due, in order
   bool dead_ = false;
   int spin_ns_ = 20000;
 };

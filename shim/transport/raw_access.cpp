@@ -8,7 +8,7 @@ cudaError_t call(uint16_t call_id, const void* args, uint32_t arg_len, std::vect
   channel_guard g;
   if (g.status() != cudaSuccess) return g.status();
   uint64_t seq = 0;
-  cudaError_t st = g->submit(call_id, 0, args, arg_len, 0, &seq);
+  cudaError_t st = g->submit(call_id, 0, args, arg_len, nullptr, 0, 0, &seq);
   if (st != cudaSuccess) return st;
   reply->assign(8192, 0);
   uint32_t len = 0;
