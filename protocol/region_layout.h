@@ -75,6 +75,9 @@ struct channel_ctl {
   ring_indices response;  // host produces, guest consumes: replies to calls, in order
   ring_indices notify;    // host produces, guest consumes: events the guest did not ask
                           // for at that moment (a stream reached a host function)
+  // The highest notify token whose host function the guest has run; the
+  // host's stream waits on it (guest-written, so only compared, never trusted).
+  alignas(kCacheLine) std::atomic<uint64_t> notify_done;
 };
 
 static_assert(sizeof(region_header) <= kHeaderBytes, "header must fit its page");
