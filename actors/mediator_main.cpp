@@ -105,8 +105,7 @@ int run(mediator_config& cfg) {
   if (exec->is_gpu()) {
     spdlog::info("[cuda-executor] {}", exec->describe());
   } else {
-    for (int i = 0; i < 3; ++i)
-      spdlog::warn("[vgpu] *** {} ***", exec->describe());
+    spdlog::warn("[vgpu] *** {} ***", exec->describe());
   }
   const std::filesystem::path sock(o.socket_path);
   std::error_code ec;

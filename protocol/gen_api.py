@@ -59,6 +59,8 @@ class Param:
             sys.exit(f"{where}: unknown wire type '{wire}'")
         if wire == "raw" and not ctype:
             sys.exit(f"{where}: raw needs a ctype")
+        self.nullable = name.endswith("?")  # an out pointer the caller may pass as NULL
+        name = name.rstrip("?")
         self.dir, self.wire, self.name = direction, wire, name
         self.ctype = ctype or WIRE[wire][1]
         self.wtype = ctype if wire == "raw" else WIRE[wire][0]
@@ -262,7 +264,8 @@ namespace vgpu::remote {{
     for c in calls:
         lines = [f"{remote_signature(c)} {{"]
         for p in c.outs:
-            lines.append(f"  if ({p.name} == nullptr) return cudaErrorInvalidValue;")
+            if not p.nullable:
+                lines.append(f"  if ({p.name} == nullptr) return cudaErrorInvalidValue;")
         lines.append(f"  wire::{c.name}_req req{{}};")
         data_len = []
         for p in c.ins:
@@ -286,10 +289,11 @@ namespace vgpu::remote {{
         if c.outs:
             lines.append("  if (st != cudaSuccess) return st;")
             for p in c.outs:
+                guard = f"if ({p.name}) " if p.nullable else ""
                 if p.wire in POINTERISH:
-                    lines.append(f"  *{p.name} = reinterpret_cast<{p.ctype}>(static_cast<uintptr_t>(rep.{p.name}));")
+                    lines.append(f"  {guard}*{p.name} = reinterpret_cast<{p.ctype}>(static_cast<uintptr_t>(rep.{p.name}));")
                 else:
-                    lines.append(f"  *{p.name} = static_cast<{p.ctype}>(rep.{p.name});")
+                    lines.append(f"  {guard}*{p.name} = static_cast<{p.ctype}>(rep.{p.name});")
         lines.append("  return st;")
         lines.append("}")
         defs.append("\n".join(lines))

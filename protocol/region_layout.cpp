@@ -72,7 +72,8 @@ bool validate_header(const region_header& h, uint64_t mapped_bytes, std::string*
       h.ring_bytes < kMinRing || h.ring_bytes > r / 4 || h.data_bytes > r || h.channel_stride > r ||
       h.channel_offset > r || h.channel_table_offset > r ||
       h.channel_stride < kPage + kRingsPerChannel * h.ring_bytes + h.data_bytes ||
-      h.channel_table_offset < sizeof(region_header) ||
+      h.channel_table_offset < sizeof(region_header) || h.channel_table_offset % kCacheLine != 0 ||
+      h.channel_offset % kPage != 0 || h.channel_stride % kPage != 0 || h.data_bytes % kPage != 0 ||
       h.channel_table_offset + uint64_t{h.channel_count} * sizeof(channel_slot) > h.channel_offset) {
     *why = "inconsistent channel sizes in header";
     return false;

@@ -44,9 +44,9 @@ class ring {
   // corrupt() tells a ring whose consumer index is impossible.
   bool try_write(const void* a, uint32_t na, const void* b, uint32_t nb, const void* c = nullptr,
                  uint32_t nc = 0) {
-    if (nb > kMaxRecordBody || nc > kMaxRecordBody) return false;
-    const uint32_t body = na + nb + nc;
-    if (body > max_body()) return false;
+    const uint64_t total = uint64_t{na} + nb + nc;  // 64-bit: a sum of pieces must not wrap
+    if (total > max_body()) return false;
+    const uint32_t body = static_cast<uint32_t>(total);
     const uint64_t tail = idx_->tail.load(std::memory_order_acquire);
     if (tail > head_ || head_ - tail > cap_) {
       corrupt_ = true;

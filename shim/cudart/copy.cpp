@@ -122,6 +122,14 @@ cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind, 
     kind = d ? (s ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
              : (s ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   }
+  // The guest never dereferences a device address as host memory: a kind
+  // that contradicts the pointers is refused (H2D/D2H) or corrected (H2H),
+  // as NVIDIA's runtime does with unified addressing.
+  if (kind == cudaMemcpyHostToHost && (is_device_pointer(dst) || is_device_pointer(src)))
+    return copy(dst, src, count, cudaMemcpyDefault, stream, flags);
+  if ((kind == cudaMemcpyHostToDevice && is_device_pointer(src)) ||
+      (kind == cudaMemcpyDeviceToHost && is_device_pointer(dst)))
+    return cudaErrorInvalidValue;
   if ((kind == cudaMemcpyHostToHost || kind == cudaMemcpyHostToDevice) && !src) return cudaErrorInvalidValue;
   if ((kind == cudaMemcpyHostToHost || kind == cudaMemcpyDeviceToHost) && !dst) return cudaErrorInvalidValue;
   const auto d = reinterpret_cast<uint64_t>(dst);

@@ -86,7 +86,7 @@ extern "C" cudaError_t cudaPeekAtLastError() { return peek_last_error(); }
 
 extern "C" const char* cudaGetErrorName(cudaError_t error) {
   const char* n = error_name_of(error);
-  return n ? n : "cudaErrorUnknown";
+  return n ? n : "unrecognized error code";
 }
 
 extern "C" const char* cudaGetErrorString(cudaError_t error) {
