@@ -23,12 +23,13 @@ channel_notifier::channel_notifier(std::shared_ptr<stub::shm_region> region, uin
   if (wake_fd >= 0) wake_.reset(dup(wake_fd));
 }
 
-bool channel_notifier::post(uint64_t token) {
+uint64_t channel_notifier::post(uint64_t token) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (gone_.load()) return 0;
   long backoff = 10000;
   while (!ring_.try_write(&token, sizeof token, nullptr, 0)) {
     // Full: the guest has not caught up. Corrupt: the guest broke its ring.
-    if (ring_.corrupt() || gone_.load()) return false;
+    if (ring_.corrupt() || gone_.load()) return 0;
     pause_for(backoff);
     backoff = std::min(backoff * 2, 1000000L);
   }
@@ -39,13 +40,13 @@ bool channel_notifier::post(uint64_t token) {
       // EAGAIN: a wake-up is pending already.
     }
   }
-  return true;
+  return ++posted_;
 }
 
-bool channel_notifier::wait_done(uint64_t token) {
+bool channel_notifier::wait_done(uint64_t place) {
   long backoff = 2000;
   for (;;) {
-    if (ctl_->notify_done.load(std::memory_order_acquire) >= token) return true;
+    if (ctl_->notify_done.load(std::memory_order_acquire) >= place) return true;
     if (gone_.load()) return false;
     pause_for(backoff);
     backoff = std::min(backoff * 2, 500000L);

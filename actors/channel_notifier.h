@@ -20,8 +20,8 @@ class channel_notifier final : public host::guest_notifier {
  public:
   channel_notifier(std::shared_ptr<stub::shm_region> region, uint32_t index, int wake_fd);
 
-  bool post(uint64_t token) override;
-  bool wait_done(uint64_t token) override;
+  uint64_t post(uint64_t token) override;
+  bool wait_done(uint64_t place) override;
   // The session ended: post and wait_done return false from now on.
   void mark_gone();
 
@@ -32,6 +32,7 @@ class channel_notifier final : public host::guest_notifier {
   stub::unique_fd wake_;  // a dup of the guest's vector-1 eventfd (-1 for VMs)
   std::mutex mutex_;      // one producer at a time on the ring
   std::atomic<bool> gone_{false};
+  uint64_t posted_ = 0;  // notifications written so far (under mutex_)
 };
 
 }  // namespace vgpu

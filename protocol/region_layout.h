@@ -75,8 +75,8 @@ struct channel_ctl {
   ring_indices response;  // host produces, guest consumes: replies to calls, in order
   ring_indices notify;    // host produces, guest consumes: events the guest did not ask
                           // for at that moment (a stream reached a host function)
-  // The highest notify token whose host function the guest has run; the
-  // host's stream waits on it (guest-written, so only compared, never trusted).
+  // How many notifications the guest has handled (it handles them in ring
+  // order); a host stream waits on it (guest-written: only compared, never trusted).
   alignas(kCacheLine) std::atomic<uint64_t> notify_done;
 };
 

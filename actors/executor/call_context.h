@@ -22,11 +22,13 @@ using deferred_reply = std::function<std::optional<cudaError_t>()>;
 class guest_notifier {
  public:
   virtual ~guest_notifier() = default;
-  // Posts `token` on the channel's notify ring; false when the guest is gone.
-  virtual bool post(uint64_t token) = 0;
-  // Blocks until the guest has run the host function of `token`, or is gone
-  // (false). Never called on a worker thread: the stream's callback thread waits.
-  virtual bool wait_done(uint64_t token) = 0;
+  // Posts `token` on the channel's notify ring. Returns its place in the
+  // ring's order (1, 2, ...), or 0 when the guest is gone.
+  virtual uint64_t post(uint64_t token) = 0;
+  // Blocks until the guest has run every notification up to `place` (the
+  // guest runs them in ring order and counts them), or is gone (false).
+  // Never called on a worker thread: the stream's callback thread waits.
+  virtual bool wait_done(uint64_t place) = 0;
 };
 
 struct call_context {

@@ -7,7 +7,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -16,6 +18,7 @@
 
 #include "api_ids.h"
 #include "api_wire.h"
+#include "guest_remote.h"
 #include "shim/cudart/last_error.h"
 #include "shim/transport/guest_call.h"
 #include "shim/transport/guest_log.h"
@@ -32,9 +35,12 @@ struct pending_fn {
 
 struct host_funcs {
   std::mutex mutex;
+  std::condition_variable ran;  // a host function finished
   uint64_t next_token = 1;
   std::unordered_map<uint64_t, pending_fn> pending;
+  std::atomic<size_t> pending_count{0};  // lets synchronising calls skip the lock when none wait
   bool thread_started = false;
+  bool consumer_gone = false;  // the notify thread stopped (the mediator went away)
 };
 
 host_funcs& state() {
@@ -50,22 +56,45 @@ void run_token(uint64_t token) {
     auto it = s.pending.find(token);
     if (it == s.pending.end()) return;  // not ours: the host never sends those
     f = it->second;
-    s.pending.erase(it);
   }
   if (f.fn) f.fn(f.user);
   else if (f.callback) f.callback(f.stream, cudaSuccess, f.user);
+  auto& s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.pending.erase(token);
+    s.pending_count.store(s.pending.size(), std::memory_order_release);
+  }
+  s.ran.notify_all();
 }
 
+void consumer_stopped() {
+  auto& s = state();
+  {
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.consumer_gone = true;
+  }
+  s.ran.notify_all();
+}
+
+void consume_loop(notify_port port);
+
 void consume(notify_port port) {
+  consume_loop(port);
+  consumer_stopped();
+}
+
+void consume_loop(notify_port port) {
   using clock_type = std::chrono::steady_clock;
   auto last = clock_type::now();
+  uint64_t handled = port.done->load(std::memory_order_relaxed);
   for (;;) {
     uint64_t token = 0;
     uint32_t len = 0;
     const auto st = port.ring.try_read(&token, sizeof token, &len);
     if (st == protocol::read_status::ok && len == sizeof token) {
       run_token(token);
-      port.done->store(token, std::memory_order_release);
+      port.done->store(++handled, std::memory_order_release);
       last = clock_type::now();
       continue;
     }
@@ -103,6 +132,7 @@ cudaError_t enqueue(cudaStream_t stream, const pending_fn& f) {
     std::lock_guard<std::mutex> lock(s.mutex);
     token = s.next_token++;
     s.pending.emplace(token, f);
+    s.pending_count.store(s.pending.size(), std::memory_order_release);
     if (!s.thread_started) {
       channel_guard g;
       if (g.status() != cudaSuccess) {
@@ -121,14 +151,49 @@ cudaError_t enqueue(cudaStream_t stream, const pending_fn& f) {
   if (st != cudaSuccess) {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.pending.erase(token);
+    s.pending_count.store(s.pending.size(), std::memory_order_release);
   }
   return st;
+}
+
+// After the host answered a synchronising call, the stream has passed its
+// host functions; the guest's notify thread may still be running them (an
+// executor that runs streams synchronously does not wait for the guest).
+// Waits until every host function enqueued before the call has run.
+// `all` waits for every stream's (cudaDeviceSynchronize).
+void wait_host_funcs(cudaStream_t stream, bool all) {
+  auto& s = state();
+  if (s.pending_count.load(std::memory_order_acquire) == 0) return;
+  std::unique_lock<std::mutex> lock(s.mutex);
+  const uint64_t horizon = s.next_token;  // functions enqueued later are not waited for
+  auto outstanding = [&] {
+    for (const auto& [token, f] : s.pending)
+      if (token < horizon && (all || f.stream == stream)) return true;
+    return false;
+  };
+  while (outstanding() && !s.consumer_gone) s.ran.wait_for(lock, std::chrono::milliseconds(100));
 }
 
 }  // namespace
 }  // namespace vgpu::shim
 
 using namespace vgpu::shim;
+
+extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  const cudaError_t st = vgpu::remote::cudaStreamSynchronize(stream);
+  if (st == cudaSuccess) wait_host_funcs(stream, false);
+  return finish(st);
+}
+
+extern "C" cudaError_t cudaStreamSynchronize_ptsz(cudaStream_t stream) {
+  return cudaStreamSynchronize(stream ? stream : cudaStreamPerThread);
+}
+
+extern "C" cudaError_t cudaDeviceSynchronize() {
+  const cudaError_t st = vgpu::remote::cudaDeviceSynchronize();
+  if (st == cudaSuccess) wait_host_funcs(nullptr, true);
+  return finish(st);
+}
 
 extern "C" cudaError_t cudaLaunchHostFunc(cudaStream_t stream, cudaHostFn_t fn, void* userData) {
   if (!fn) return finish(cudaErrorInvalidValue);

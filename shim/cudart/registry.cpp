@@ -97,7 +97,7 @@ cudaError_t upload(fat_module* m) {
 
 // Sends a name through the data area and gets fixed results back.
 template <typename Req, typename Rep>
-cudaError_t named_call(protocol::call_id id, Req req, protocol::data_ref* name_field, const std::string& name,
+cudaError_t named_call(protocol::call_id id, Req& req, protocol::data_ref* name_field, const std::string& name,
                        Rep* rep, uint64_t layout_bytes = 0, protocol::data_ref* layout_field = nullptr,
                        std::vector<uint8_t>* layout_out = nullptr) {
   channel_guard g;

@@ -83,8 +83,9 @@ struct host_call {
 // function; the stream waits until the guest ran it (or is gone).
 void CUDA_CB run_host_call(void* p) {
   const std::unique_ptr<host_call> call(static_cast<host_call*>(p));
-  if (!call->notifier->post(call->token)) return;
-  call->notifier->wait_done(call->token);
+  const uint64_t place = call->notifier->post(call->token);
+  if (place == 0) return;  // the guest is gone
+  call->notifier->wait_done(place);
 }
 
 }  // namespace
