@@ -62,7 +62,6 @@ MEDIATOR_PID=""
 MEDIATOR_STATUS=""
 declare -a ORDER=()
 declare -A NATIVE=() VGPU=()
-run_no=0
 GUEST_PID=""
 LAST_LOG=""
 
@@ -197,9 +196,8 @@ append_log() { # append_log TITLE FILE
   } >>"$GLOG"
 }
 
-next_log() { # next_log MODE -> a fresh per-run log path
-  run_no=$((run_no + 1))
-  printf '%s/%02d-%s.log' "$RUNS" "$run_no" "$1"
+next_log() { # next_log MODE -> a fresh per-run log path (unique even when called in a subshell)
+  mktemp "$RUNS/run-XXXXXX-$1.log"
 }
 
 # check NAME MODE PROG ARGS... : one run, waited for.

@@ -226,7 +226,10 @@ cudaError_t reference_session::on_vgpuLaunchKernel(
     spdlog::debug("[reference-executor] vgpuLaunchKernel: grid ({}, {}, {}) block ({}, {}, {}) "
                   "is outside sm_90's limits (vm={})",
                   gridX, gridY, gridZ, blockX, blockY, blockZ, ctx.vm_id);
-    return cudaErrorInvalidConfiguration;
+    // As the driver does: empty dimensions are a bad configuration, dimensions
+    // past the limits a bad value.
+    return threads == 0 || gridX == 0 || gridY == 0 || gridZ == 0 ? cudaErrorInvalidConfiguration
+                                                                     : cudaErrorInvalidValue;
   }
   if (sharedMem > static_cast<uint32_t>(kMaxDynamicShared)) {
     spdlog::debug("[reference-executor] vgpuLaunchKernel: {} bytes of dynamic shared memory, at "
