@@ -382,12 +382,21 @@ def gen_host_handler(calls):
     for c in calls:
         params = ", ".join(["call_context& ctx"] + [p.host_param() for p in c.params])
         methods.append(f"  virtual cudaError_t on_{c.name}({params}) = 0;")
+    overrides = " \\\n".join(
+        "  cudaError_t on_{}({}) override;".format(c.name, ", ".join(["call_context& ctx"] + [p.host_param() for p in c.params]))
+        for c in calls)
     return f"""{HEADER}#pragma once
 #include <cstdint>
 
 #include <driver_types.h>
 
 #include "actors/executor/call_context.h"
+
+// Every handler method, for an executor session's class body: adding a call
+// to the description declares it in each executor, and the linker then asks
+// for its definition.
+#define VGPU_API_HANDLER_OVERRIDES \\
+{overrides}
 
 namespace vgpu::host {{
 

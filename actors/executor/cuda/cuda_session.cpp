@@ -638,34 +638,25 @@ cudaError_t cuda_session::on_vgpuModuleLoad(call_context& c, uint64_t module, ui
                   module, c.vm_id);
     return cudaErrorInvalidValue;
   }
-  const auto refuse = [&](const char* why) {
-    uploads_.erase(module);  // a broken upload starts over from offset 0
-    spdlog::debug("[cuda-executor] vgpuModuleLoad: module {:#x} chunk at {} (+{}) of {}: {} "
-                  "(vm={})",
-                  module, offset, image.size, total, why, c.vm_id);
-    return cudaErrorInvalidValue;
-  };
-  if (total == 0 || total > kMaxModuleBytes) return refuse("bad total size");
-  auto it = uploads_.find(module);
-  if (it == uploads_.end()) {
-    if (offset != 0) return refuse("the first chunk must start at offset 0");
-    it = uploads_.emplace(module, module_upload{total, {}}).first;
+  std::vector<uint8_t> bytes;
+  const char* why = nullptr;
+  switch (uploads_.add(module, offset, total, image, &bytes, &why)) {
+    case module_uploads::result::more:
+      return cudaSuccess;
+    case module_uploads::result::refused:
+      spdlog::debug("[cuda-executor] vgpuModuleLoad: module {:#x} chunk at {} (+{}) of {}: {} (vm={})", module,
+                    offset, image.size, total, why, c.vm_id);
+      return cudaErrorInvalidValue;
+    case module_uploads::result::no_memory:
+      return cudaErrorMemoryAllocation;
+    case module_uploads::result::complete:
+      break;
   }
-  module_upload& up = it->second;
-  if (up.total != total) return refuse("the total changed");
-  if (offset != up.bytes.size()) return refuse("not the next chunk");
-  if (image.size > total - offset) return refuse("past the total");
-  // Grown by what arrives, never reserved from the guest's `total` alone.
-  up.bytes.insert(up.bytes.end(), image.data, image.data + image.size);
-  if (up.bytes.size() < total) return cudaSuccess;
-
   // Complete. A NUL after the image lets a PTX text image load too; a fatbin
   // or cubin carries its own size. cuModuleLoadData (not cuLibraryLoadData):
   // the session owns its own context, a module is that context's, and the
   // driver's lazy loading (CUDA_MODULE_LOADING, LAZY by default) applies to
   // modules just as well: a kernel is loaded at its first use.
-  std::vector<uint8_t> bytes = std::move(up.bytes);
-  uploads_.erase(it);
   bytes.push_back(0);
   if (spdlog::should_log(spdlog::level::debug)) {
     spdlog::debug("[cuda-executor] cuModuleLoadData: module {:#x}, {} bytes (vm={})", module,
@@ -685,7 +676,7 @@ cudaError_t cuda_session::on_vgpuModuleUnload(call_context& c, uint64_t module) 
   const auto it = modules_.find(module);
   if (it == modules_.end()) {
     // An upload the guest abandons: drop what arrived.
-    if (uploads_.erase(module) == 1) return cudaSuccess;
+    if (uploads_.drop(module)) return cudaSuccess;
     return bad_handle("vgpuModuleUnload", "module", module, c);
   }
   // Its function ids and globals go with it: a later launch or copy naming

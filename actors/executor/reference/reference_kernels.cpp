@@ -18,7 +18,6 @@ namespace vgpu::host::reference {
 
 namespace {
 
-constexpr uint64_t kMaxModuleBytes = 1ull << 30;
 constexpr size_t kLaunchRecords = 4096;
 
 // The sm_90 limits reference_device.cpp advertises; a launch beyond them
@@ -62,32 +61,25 @@ const fatbin::kernel_info& reference_session::kernel_of(const function_state& f)
 cudaError_t reference_session::on_vgpuModuleLoad(call_context& ctx, uint64_t module,
                                                  uint64_t offset, uint64_t total,
                                                  const_bytes image) {
-  const auto refuse = [&](const char* why) {
-    uploads_.erase(module);  // a broken upload starts over from offset 0
-    spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x} chunk at {} (+{}) of {}: {} "
-                  "(vm={})",
-                  module, offset, image.size, total, why, ctx.vm_id);
+  if (modules_.count(module) != 0) {
+    spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x} is loaded already (vm={})", module, ctx.vm_id);
     return cudaErrorInvalidValue;
-  };
-  if (modules_.count(module) != 0) return refuse("this module id is already loaded");
-  if (total == 0 || total > kMaxModuleBytes) return refuse("bad total size");
-  auto it = uploads_.find(module);
-  const uint64_t received = it == uploads_.end() ? 0 : it->second.bytes.size();
-  if (offset != received) return refuse("not the next chunk");
-  if (it != uploads_.end() && it->second.total != total) return refuse("the total changed");
-  if (image.size > total - offset) return refuse("past the total");
-  try {
-    if (it == uploads_.end()) it = uploads_.emplace(module, module_upload{total, {}}).first;
-    it->second.bytes.insert(it->second.bytes.end(), image.data, image.data + image.size);
-  } catch (const std::bad_alloc&) {
-    uploads_.erase(module);
-    spdlog::debug("[reference-executor] vgpuModuleLoad: host RAM refused {} bytes (vm={})", total,
-                  ctx.vm_id);
-    return cudaErrorMemoryAllocation;
   }
-  if (it->second.bytes.size() < total) return cudaSuccess;
-  const std::vector<uint8_t> bytes = std::move(it->second.bytes);
-  uploads_.erase(it);
+  std::vector<uint8_t> bytes;
+  const char* why = nullptr;
+  switch (uploads_.add(module, offset, total, image, &bytes, &why)) {
+    case module_uploads::result::more:
+      return cudaSuccess;
+    case module_uploads::result::refused:
+      spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x} chunk at {} (+{}) of {}: {} (vm={})",
+                    module, offset, image.size, total, why, ctx.vm_id);
+      return cudaErrorInvalidValue;
+    case module_uploads::result::no_memory:
+      spdlog::debug("[reference-executor] vgpuModuleLoad: host RAM refused {} bytes (vm={})", total, ctx.vm_id);
+      return cudaErrorMemoryAllocation;
+    case module_uploads::result::complete:
+      break;
+  }
   return load_module(ctx, module, bytes);
 }
 
@@ -147,7 +139,7 @@ cudaError_t reference_session::on_vgpuModuleUnload(call_context& ctx, uint64_t m
   const auto it = modules_.find(module);
   if (it == modules_.end()) {
     // An upload the guest abandons: drop what arrived (as the cuda executor does).
-    if (uploads_.erase(module) == 1) return cudaSuccess;
+    if (uploads_.drop(module)) return cudaSuccess;
     return bad_handle("vgpuModuleUnload", "module", module, ctx);
   }
   drop_module(it);
