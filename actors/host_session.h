@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/channel_notifier.h"
 #include "actors/executor/call_context.h"
 #include "host_handler.h"
 #include "protocol/message.h"
@@ -21,8 +22,10 @@
 namespace vgpu {
 
 struct channel_state {
-  explicit channel_state(stub::host_channel c) : channel(c) {}
+  channel_state(stub::host_channel c, std::shared_ptr<channel_notifier> n)
+      : channel(c), notifier(std::move(n)) {}
   stub::host_channel channel;
+  std::shared_ptr<channel_notifier> notifier;  // host functions reached by a stream
   std::unique_ptr<host::api_handler> handler;  // opened at the channel's first call
   std::vector<uint8_t> pending_reply;          // a reply that did not fit the response ring yet
   // A synchronising call whose reply waits for the GPU; no further request of

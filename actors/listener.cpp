@@ -42,7 +42,8 @@ std::shared_ptr<host_session> listener::admit(stub::unique_fd sock) {
   s->vm_id = "local-" + std::to_string(link->pid);
   const auto& layout = link->region->layout();
   for (uint32_t i = 0; i < layout.channel_count; ++i)
-    s->channels.emplace_back(stub::host_channel(link->region->base(), layout, i, link->guest_vectors[0].get()));
+    s->channels.emplace_back(stub::host_channel(link->region->base(), layout, i, link->guest_vectors[0].get()),
+                             std::make_shared<channel_notifier>(link->region, i, link->guest_vectors[1].get()));
   spdlog::info("[vgpu] vm_id={}: [CONNECTION] new connection on {} (pid {}, uid {}): session {}, region {} MiB, {} channel(s)",
                s->vm_id, server_->path(), link->pid, link->uid, id, layout.region_bytes >> 20, layout.channel_count);
   s->link = std::move(link);

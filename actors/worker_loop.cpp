@@ -117,6 +117,9 @@ void worker_loop::end_session(uint64_t id, const std::string& reason) {
   sessions_.erase(it);
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s->link->host_vectors[0].get(), nullptr);
   epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, s->link->sock.get(), nullptr);
+  // Release stream callbacks waiting on the guest first: destroying a context
+  // waits for its callbacks.
+  for (auto& c : s->channels) c.notifier->mark_gone();
   s->channels.clear();  // destroys the handlers: memory, streams, events, context
   s->link.reset();
   session_count_.store(sessions_.size(), std::memory_order_relaxed);
@@ -199,7 +202,7 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
         continue;
       }
     }
-    host::call_context ctx{s.vm_id, s.id, m.device, m.seq, nullptr};
+    host::call_context ctx{s.vm_id, s.id, m.device, m.seq, nullptr, c.notifier};
     const host::data_area data(c.channel.data(), c.channel.data_size());
     uint32_t reply_len = 0;
     const cudaError_t status = host::dispatch(*c.handler, ctx, m, request_buf_.data() + sizeof m, data,

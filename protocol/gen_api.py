@@ -84,7 +84,7 @@ class Param:
         return f"{self.wtype}* {self.name}" if self.is_out else f"{self.wtype} {self.name}"
 
 
-OPTIONS = {"posted", "syncpoint"}
+OPTIONS = {"posted", "syncpoint", "ptsz"}
 
 
 class Call:
@@ -92,6 +92,13 @@ class Call:
         self.id, self.name, self.guest, self.params = cid, name, guest, params
         self.posted = "posted" in options
         self.syncpoint = "syncpoint" in options
+        # Also export <name>_ptsz, what programs built with per-thread default
+        # streams call: stream 0 there means cudaStreamPerThread.
+        self.ptsz = "ptsz" in options
+        if self.ptsz and guest != "stub":
+            sys.exit(f"{where}: ptsz variants are generated for stub calls only")
+        if self.ptsz and not any(p.wire == "stream" and not p.is_out for p in params):
+            sys.exit(f"{where}: ptsz needs an input stream parameter")
         if guest not in ("stub", "custom"):
             sys.exit(f"{where}: guest must be stub or custom")
         if self.posted and (self.outs or any(p.wire == "data" for p in params)):
@@ -320,6 +327,12 @@ def gen_guest_stubs(calls):
         args = ", ".join(p.name for p in c.params)
         fns.append(f'extern "C" {remote_signature(c)} {{\n'
                    f"  return vgpu::shim::finish(vgpu::remote::{c.name}({args}));\n}}\n")
+        if c.ptsz:
+            pargs = ", ".join(f"{p.name} ? {p.name} : cudaStreamPerThread" if p.wire == "stream" and not p.is_out
+                              else p.name for p in c.params)
+            params = ", ".join(p.c_param() for p in c.params)
+            fns.append(f'extern "C" cudaError_t {c.name}_ptsz({params}) {{\n'
+                       f"  return vgpu::shim::finish(vgpu::remote::{c.name}({pargs}));\n}}\n")
     return f"""{HEADER}// The exported CUDA functions whose whole job is to remote one call. They are
 // compiled against NVIDIA's own declarations, so a signature that drifts from
 // the header is a compile error.
@@ -465,6 +478,7 @@ def main():
     exports = [l.strip() for l in open(exports_path) if l.strip()]
     exported = set(exports)
     guest_defined = {c.name for c in calls if c.name.startswith("cuda")} | set(local)
+    guest_defined |= {c.name + "_ptsz" for c in calls if c.ptsz}
     for n in sorted(guest_defined):
         if n not in exported:
             sys.exit(f"{api}: {n} is not a name libcudart.so.13 exports (typo?)")
@@ -476,7 +490,7 @@ def main():
     write(out, "guest_remote.cpp", cpp)
     write(out, "guest_stubs.cpp", gen_guest_stubs(calls))
     write(out, "guest_unsupported.cpp", gen_unsupported([n for n in exports if n not in guest_defined]))
-    write(out, "libcudart.map", gen_version_script(exports, ["vgpuShimInfo"]))
+    write(out, "libcudart.map", gen_version_script(exports, ["vgpuShimInfo", "vgpuDebugLaunchRecord"]))
     write(out, "host_handler.h", gen_host_handler(calls))
     write(out, "host_dispatch.cpp", gen_host_dispatch(calls))
 

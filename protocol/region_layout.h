@@ -75,6 +75,9 @@ struct channel_ctl {
   ring_indices response;  // host produces, guest consumes: replies to calls, in order
   ring_indices notify;    // host produces, guest consumes: events the guest did not ask
                           // for at that moment (a stream reached a host function)
+  // How many notifications the guest has handled (it handles them in ring
+  // order); a host stream waits on it (guest-written: only compared, never trusted).
+  alignas(kCacheLine) std::atomic<uint64_t> notify_done;
 };
 
 static_assert(sizeof(region_header) <= kHeaderBytes, "header must fit its page");

@@ -17,7 +17,7 @@ namespace vgpu::stub {
 // Everything the host holds for one connected peer.
 struct peer_link {
   unique_fd sock;
-  std::unique_ptr<shm_region> region;
+  std::shared_ptr<shm_region> region;  // shared: a notifier may outlive the link briefly
   unique_fd host_vectors[protocol::kVectors];   // the guest signals these: doorbells
   unique_fd guest_vectors[protocol::kVectors];  // the host signals these: wake-ups
   pid_t pid = 0;  // of the connecting process (QEMU, or the local guest process)

@@ -10,8 +10,9 @@
 #       (so the program cannot reach the driver by accident: if it passes, it
 #       went through vgpu), with LD_LIBRARY_PATH=PKG_DIR/shim, and
 #   (b) natively, with NVIDIA's runtime (LD_LIBRARY_PATH=/usr/local/cuda/lib64),
-# prints a side-by-side table, the latency figures of both runs and the
-# mediator's log, and exits non-zero when any vgpu check failed.
+# prints a side-by-side table, the latency figures and the kernel figures of
+# both runs (with the ratio vgpu/native and its target: informational, never a
+# failure) and the mediator's log, and exits non-zero when any vgpu check failed.
 #
 # Logs: in $OUT when set (the device tool brings $OUT back), else in
 # /tmp/vgpu-check: summary.txt (what is printed), guests.log (every run's
@@ -19,6 +20,7 @@
 # Environment:
 #   VGPU_CHECK_TIMEOUT  seconds per guest run (default 120)
 #   VGPU_CHECK_ITERS    vgpu-latency --iters (default 20000)
+#   VGPU_CHECK_KERNEL_ITERS  vgpu-kernel-bench --iters (default 100000)
 # Needs root (unshare -m, mount --bind).
 set -uo pipefail
 
@@ -37,6 +39,7 @@ LOGDIR="${OUT:-$WORK}"
 RUNS="$WORK/runs"
 TIMEOUT_S="${VGPU_CHECK_TIMEOUT:-120}"
 ITERS="${VGPU_CHECK_ITERS:-20000}"
+KERNEL_ITERS="${VGPU_CHECK_KERNEL_ITERS:-100000}"
 CUDA_LIB=/usr/local/cuda/lib64
 MEDIATOR="$PKG/bin/vgpu-mediator"
 MODULE="$PKG/lib/libvgpu-executor-cuda.so"
@@ -59,7 +62,6 @@ MEDIATOR_PID=""
 MEDIATOR_STATUS=""
 declare -a ORDER=()
 declare -A NATIVE=() VGPU=()
-run_no=0
 GUEST_PID=""
 LAST_LOG=""
 
@@ -194,9 +196,8 @@ append_log() { # append_log TITLE FILE
   } >>"$GLOG"
 }
 
-next_log() { # next_log MODE -> a fresh per-run log path
-  run_no=$((run_no + 1))
-  printf '%s/%02d-%s.log' "$RUNS" "$run_no" "$1"
+next_log() { # next_log MODE -> a fresh per-run log path (unique even when called in a subshell)
+  mktemp "$RUNS/run-XXXXXX-$1.log"
 }
 
 # check NAME MODE PROG ARGS... : one run, waited for.
@@ -297,6 +298,14 @@ run_checks() {
   LAT_VGPU="$LAST_LOG"
   check "vgpu-latency" native vgpu-latency --iters "$ITERS"
   LAT_NATIVE="$LAST_LOG"
+  # Kernels: the kernel test program (its dlopen() library lies beside it in
+  # bin/), then the launch figures.
+  check "kernel-test all" vgpu vgpu-kernel-test all --expect-vgpu
+  check "kernel-test all" native vgpu-kernel-test all
+  check "vgpu-kernel-bench" vgpu vgpu-kernel-bench --iters "$KERNEL_ITERS"
+  KB_VGPU="$LAST_LOG"
+  check "vgpu-kernel-bench" native vgpu-kernel-bench --iters "$KERNEL_ITERS"
+  KB_NATIVE="$LAST_LOG"
 }
 
 report() {
@@ -330,6 +339,42 @@ report() {
         printf "%-28s %12s %12s %8s\n", n, a, (b == "" ? "-" : b), r
       }
     }' "$LAT_NATIVE" "$LAT_VGPU"
+
+  echo
+  echo "================================================================ kernels"
+  echo "native:"
+  grep -E '^vgpu-kernel-bench:' "$KB_NATIVE" | sed 's/^/  /'
+  echo "vgpu:"
+  grep -E '^vgpu-kernel-bench:' "$KB_VGPU" | sed 's/^/  /'
+  echo
+  # Figures are `name value unit` lines. Targets (informational, not pass/fail):
+  # launch rate vgpu/native >= 0.9, launch + sync <= 1.5x, 100 kernels' GPU time <= 1.1x.
+  awk '
+    FNR == 1 { file++ }
+    NF == 3 && $1 ~ /^[a-z0-9_]+$/ && $2 ~ /^[0-9.]+$/ {
+      v[file, $1] = $2; unit[$1] = $3
+      if (!($1 in seen)) { seen[$1] = 1; names[++k] = $1 }
+    }
+    END {
+      target["launch_rate"] = ">= 0.90"; target["launch_sync_latency"] = "<= 1.50"
+      target["kernels100_gpu_time"] = "<= 1.10"
+      printf "%-22s %14s %14s %-11s %8s %-9s %s\n", "figure", "native", "vgpu", "unit", "ratio", "target", ""
+      for (i = 1; i <= k; i++) {
+        n = names[i]; a = v[1, n]; b = v[2, n]; r = "-"; verdict = ""
+        if (a > 0 && b != "") {
+          q = b / a; r = sprintf("%.2fx", q)
+          if (n in target) {
+            split(target[n], t, " ")
+            ok = (t[1] == ">=") ? (q >= t[2] + 0) : (q <= t[2] + 0)
+            verdict = ok ? "meets target" : "MISSES target"
+          }
+        }
+        printf "%-22s %14s %14s %-11s %8s %-9s %s\n", n, (a == "" ? "-" : a), (b == "" ? "-" : b), unit[n], r,
+               (n in target ? target[n] : "-"), verdict
+      }
+      if (k == 0) print "(no kernel figures: see the vgpu-kernel-bench runs above)"
+    }' "$KB_NATIVE" "$KB_VGPU"
+  echo "(ratio = vgpu / native; the targets are informational, not part of PASSED/FAILED)"
 
   echo
   echo "================================================================ mediator log (excerpt)"

@@ -6,6 +6,8 @@
 #
 # Layout written (PKG_DIR is emptied first):
 #   bin/    vgpu-mediator vgpu-guest-test vgpu-raw-client vgpu-demo vgpu-latency
+#           vgpu-kernel-test vgpu-kernel-bench, and libvgpu_kernels_dl.so (the
+#           library vgpu-kernel-test dlopen()s: it looks beside itself)
 #   lib/    libvgpu-executor-cuda.so            (the mediator's --mediator.module-dir)
 #   shim/   libcudart.so.13 and the other guest libraries of build/shim/lib
 #   deps/   every non-system shared library that `ldd` names for the above
@@ -34,7 +36,9 @@ warn() { printf 'package-device: warning: %s\n' "$*" >&2; }
 die() { printf 'package-device: error: %s\n' "$*" >&2; exit 1; }
 
 REQUIRED_BINS=(vgpu-mediator)
-GUEST_BINS=(vgpu-guest-test vgpu-raw-client vgpu-demo vgpu-latency)
+GUEST_BINS=(vgpu-guest-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
+# Guest libraries that go beside the guest programs in bin/.
+GUEST_LIBS=(libvgpu_kernels_dl.so)
 MODULE="$BUILD_DIR/lib/libvgpu-executor-cuda.so"
 SHIM_DIR="$BUILD_DIR/shim/lib"
 
@@ -55,6 +59,14 @@ for b in "${REQUIRED_BINS[@]}" "${GUEST_BINS[@]}"; do
     elves+=("$PKG/bin/$b")
   else
     warn "$BUILD_DIR/bin/$b is missing; gpu-check will report it MISSING"
+  fi
+done
+for l in "${GUEST_LIBS[@]}"; do
+  if [[ -f "$BUILD_DIR/lib/$l" ]]; then
+    cp -L "$BUILD_DIR/lib/$l" "$PKG/bin/$l"
+    elves+=("$PKG/bin/$l")
+  else
+    warn "$BUILD_DIR/lib/$l is missing; vgpu-kernel-test's dlopen check will fail"
   fi
 done
 cp -L "$MODULE" "$PKG/lib/"

@@ -9,6 +9,7 @@
 
 #include "api_ids.h"
 #include "api_wire.h"
+#include "shim/cudart/copy.h"
 #include "shim/cudart/device_ranges.h"
 #include "shim/cudart/last_error.h"
 #include "shim/transport/guest_call.h"
@@ -18,7 +19,7 @@ namespace vgpu::shim {
 namespace {
 
 using protocol::call_id;
-constexpr uint32_t kAsync = 1;                 // flags bit 0 of the copy calls
+
 constexpr uint64_t kMaxChunk = 1ull << 20;     // first guess; the benchmark issue tunes it
 
 uint64_t handle(cudaStream_t s) { return reinterpret_cast<uint64_t>(s); }
@@ -114,6 +115,8 @@ cudaError_t copy_d2h(uint8_t* dst, uint64_t src, uint64_t count, uint64_t stream
   return err.st;
 }
 
+}  // namespace
+
 cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind, cudaStream_t stream,
                  uint32_t flags) {
   if (count == 0) return cudaSuccess;
@@ -143,6 +146,15 @@ cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind, 
     case cudaMemcpyDeviceToHost:
       return copy_d2h(static_cast<uint8_t*>(dst), s, count, handle(stream), flags);
     case cudaMemcpyDeviceToDevice: {
+      if (flags & kAsync) {  // stream-ordered and no host bytes: posted
+        wire::vgpuMemcpyDtoDAsync_req req{};
+        req.dst = d;
+        req.src = s;
+        req.count = count;
+        req.stream = handle(stream);
+        return guest_post(static_cast<uint16_t>(call_id::vgpuMemcpyDtoDAsync), &req,
+                          wire::vgpuMemcpyDtoDAsync_req::wire_size(), nullptr, 0);
+      }
       wire::vgpuMemcpyDtoD_req req{};
       req.dst = d;
       req.src = s;
@@ -157,8 +169,19 @@ cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind, 
   }
 }
 
+namespace {
+
 cudaError_t memset(void* dst, int value, size_t count, cudaStream_t stream, uint32_t flags) {
   if (count == 0) return cudaSuccess;
+  if (flags & kAsync) {
+    wire::vgpuMemsetAsync_req req{};
+    req.dst = reinterpret_cast<uint64_t>(dst);
+    req.value = value;
+    req.count = count;
+    req.stream = handle(stream);
+    return guest_post(static_cast<uint16_t>(call_id::vgpuMemsetAsync), &req, wire::vgpuMemsetAsync_req::wire_size(),
+                      nullptr, 0);
+  }
   wire::vgpuMemset_req req{};
   req.dst = reinterpret_cast<uint64_t>(dst);
   req.value = value;
@@ -190,4 +213,23 @@ extern "C" cudaError_t cudaMemset(void* devPtr, int value, size_t count) {
 
 extern "C" cudaError_t cudaMemsetAsync(void* devPtr, int value, size_t count, cudaStream_t stream) {
   return finish(vgpu::shim::memset(devPtr, value, count, stream, vgpu::shim::kAsync));
+}
+
+// Per-thread default stream builds (--default-stream per-thread): the legacy
+// default stream of the plain functions becomes the calling thread's stream.
+extern "C" cudaError_t cudaMemcpy_ptds(void* dst, const void* src, size_t count, cudaMemcpyKind kind) {
+  return finish(vgpu::shim::copy(dst, src, count, kind, cudaStreamPerThread, 0));
+}
+
+extern "C" cudaError_t cudaMemcpyAsync_ptsz(void* dst, const void* src, size_t count, cudaMemcpyKind kind,
+                                            cudaStream_t stream) {
+  return finish(vgpu::shim::copy(dst, src, count, kind, stream ? stream : cudaStreamPerThread, vgpu::shim::kAsync));
+}
+
+extern "C" cudaError_t cudaMemset_ptds(void* devPtr, int value, size_t count) {
+  return finish(vgpu::shim::memset(devPtr, value, count, cudaStreamPerThread, 0));
+}
+
+extern "C" cudaError_t cudaMemsetAsync_ptsz(void* devPtr, int value, size_t count, cudaStream_t stream) {
+  return finish(vgpu::shim::memset(devPtr, value, count, stream ? stream : cudaStreamPerThread, vgpu::shim::kAsync));
 }

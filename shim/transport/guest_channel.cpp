@@ -176,6 +176,13 @@ cudaError_t guest_channel::wait(uint64_t seq, void* rep, uint32_t rep_cap, uint3
   return static_cast<cudaError_t>(h.status);
 }
 
+notify_port guest_channel::make_notify_port() const {
+  const auto view = protocol::channel_at(ep_.header, ep_.index);
+  auto* ctl = reinterpret_cast<protocol::channel_ctl*>(ep_.region + view.ctl_offset);
+  return notify_port{protocol::ring(&ctl->notify, ep_.region + view.notify_ring_offset, ep_.header.ring_bytes),
+                     &ctl->notify_done, ep_.notify_wake_fd, ep_.peer_fd};
+}
+
 bool guest_channel::write_raw(const void* body, uint32_t len) {
   if (dead_ || !request_.try_write(body, len, nullptr, 0)) return false;
   ring_doorbell();

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <atomic>
 #include <deque>
 
 #include <driver_types.h>
@@ -22,6 +23,16 @@ struct channel_endpoints {
   int doorbell_fd = -1;              // write 1 to ring the host (eventfd)
   int wake_fd = -1;                  // host signals it when we sleep; -1: poll with back-off
   int peer_fd = -1;                  // readable/hung up when the host is gone; -1: none
+  int notify_wake_fd = -1;           // host signals it when the notify consumer sleeps; -1: poll
+};
+
+// The guest end of the channel's notify ring, for the one thread that
+// consumes it (host functions reached by a stream).
+struct notify_port {
+  protocol::ring ring;                 // consumer side
+  std::atomic<uint64_t>* done;         // the highest token whose function ran
+  int wake_fd;
+  int peer_fd;
 };
 
 class guest_channel {
@@ -44,6 +55,9 @@ class guest_channel {
   // many came. Returns the host's status, or cudaErrorDevicesUnavailable when
   // the host is gone.
   cudaError_t wait(uint64_t seq, void* rep, uint32_t rep_cap, uint32_t* rep_len = nullptr);
+  // The notify ring's consumer end; call once, from the consuming thread's owner.
+  notify_port make_notify_port() const;
+
   // Writes a raw record body (tests of hostile input only).
   bool write_raw(const void* body, uint32_t len);
 

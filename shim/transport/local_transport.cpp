@@ -60,6 +60,7 @@ class local_transport final : public transport {
     ep.doorbell_fd = v.host_vectors[0];
     ep.wake_fd = (header_.features & protocol::kFeatureHostWakeEventfd) ? v.own_vectors[0] : -1;
     ep.peer_fd = sock_;
+    ep.notify_wake_fd = (header_.features & protocol::kFeatureHostWakeEventfd) ? v.own_vectors[1] : -1;
     channel_ = std::make_unique<guest_channel>(ep);
     return true;
   }

@@ -2,6 +2,9 @@
 
 #include <cuda_runtime_api.h>
 
+#include <algorithm>
+#include <cstring>
+#include <optional>
 #include <utility>
 
 #include <spdlog/spdlog.h>
@@ -17,38 +20,80 @@ constexpr uint32_t kAsyncFlag = 1u << 0;  // vgpuMemcpy*/vgpuMemset flags bit 0
 constexpr uint32_t kEventFlagsAllowed =
     cudaEventDefault | cudaEventBlockingSync | cudaEventDisableTiming | cudaEventInterprocess;
 
-// Makes a session's context current on the calling thread for one handler
-// call and puts back whatever was current before. Worker threads serve many
-// sessions, so no call may rely on what the previous one left current.
-class context_scope {
- public:
-  explicit context_scope(CUcontext c) {
-    status_ = cuCtxGetCurrent(&previous_);
-    if (status_ == CUDA_SUCCESS && previous_ != c) {
-      status_ = cuCtxSetCurrent(c);
-      switched_ = status_ == CUDA_SUCCESS;
-    }
-  }
-  ~context_scope() {
-    if (switched_) cuCtxSetCurrent(previous_);
-  }
-  context_scope(const context_scope&) = delete;
-  context_scope& operator=(const context_scope&) = delete;
+constexpr uint32_t kLaunchCooperative = 1u << 0;    // vgpuLaunchKernel launchFlags
+constexpr uint32_t kLaunchProgrammatic = 1u << 1;
 
-  CUresult status() const { return status_; }
+// Makes a session's context current on the calling thread. Worker threads
+// serve many sessions, so every handler (and every deferred reply) makes its
+// own context current before it calls the driver and relies on nothing the
+// previous call left. It does not put the previous context back: nothing on a
+// worker thread expects one, and skipping the restore (and the switch, when
+// the thread already has this context, the common case of one busy session
+// per worker) keeps a posted launch at one cheap cuCtxGetCurrent.
+inline CUresult make_current(CUcontext c) {
+  CUcontext current = nullptr;
+  // A failure (a destroyed context left current) just means: switch.
+  if (cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == c) return CUDA_SUCCESS;
+  return cuCtxSetCurrent(c);
+}
+
+// A private event a deferred reply polls: recorded on a stream the guest
+// waits for, so the reply never touches the stream itself (which the session
+// may have destroyed by then). Destroyed in its context by whoever drops the
+// last reference (the worker, when the reply went out or the session ended).
+class polled_event {
+ public:
+  polled_event(CUcontext ctx, CUevent ev) : ctx_(ctx), ev_(ev) {}
+  ~polled_event() {
+    if (make_current(ctx_) == CUDA_SUCCESS) cuEventDestroy(ev_);
+  }
+  polled_event(const polled_event&) = delete;
+  polled_event& operator=(const polled_event&) = delete;
+  CUevent get() const { return ev_; }
 
  private:
-  CUcontext previous_ = nullptr;
-  CUresult status_ = CUDA_SUCCESS;
-  bool switched_ = false;
+  CUcontext ctx_;
+  CUevent ev_;
 };
+
+// Records a private event on `s` (the context is current).
+CUresult record_polled(CUcontext ctx, CUstream s, std::unique_ptr<polled_event>* out) {
+  CUevent ev = nullptr;
+  if (const CUresult r = cuEventCreate(&ev, CU_EVENT_DISABLE_TIMING); r != CUDA_SUCCESS) return r;
+  auto owned = std::make_unique<polled_event>(ctx, ev);
+  if (const CUresult r = cuEventRecord(ev, s); r != CUDA_SUCCESS) return r;
+  *out = std::move(owned);
+  return CUDA_SUCCESS;
+}
+
+// What a deferred reply returns for one query: nothing while the GPU is not
+// there yet, else the status to reply with.
+std::optional<cudaError_t> query_status(CUresult r) {
+  if (r == CUDA_ERROR_NOT_READY) return std::nullopt;
+  return to_cuda_error(r);
+}
+
+// A host function (vgpuHostFunc) on its way through a stream.
+struct host_call {
+  std::shared_ptr<guest_notifier> notifier;  // keeps the channel's ring mapped
+  uint64_t token = 0;
+};
+
+// Runs on the driver's callback thread when the stream reaches the host
+// function; the stream waits until the guest ran it (or is gone).
+void CUDA_CB run_host_call(void* p) {
+  const std::unique_ptr<host_call> call(static_cast<host_call*>(p));
+  const uint64_t place = call->notifier->post(call->token);
+  if (place == 0) return;  // the guest is gone
+  call->notifier->wait_done(place);
+}
 
 }  // namespace
 
 // Every handler starts with this: the session's context, current for the call.
 #define VGPU_IN_SESSION_CONTEXT(c)                                                 \
-  const context_scope scope_(ctx_.get());                                          \
-  if (scope_.status() != CUDA_SUCCESS) return check(scope_.status(), "cuCtxSetCurrent", c)
+  if (const CUresult cur_ = make_current(ctx_.get()); cur_ != CUDA_SUCCESS)        \
+  return check(cur_, "cuCtxSetCurrent", c)
 
 void cuda_session::context_destroy::operator()(CUctx_st* c) const {
   if (const CUresult r = cuCtxDestroy(c); r != CUDA_SUCCESS) {
@@ -65,6 +110,12 @@ void cuda_session::stream_destroy::operator()(CUstream_st* s) const {
 void cuda_session::event_destroy::operator()(CUevent_st* e) const {
   if (const CUresult r = cuEventDestroy(e); r != CUDA_SUCCESS) {
     spdlog::debug("[cuda-executor] cuEventDestroy failed: {}", error_name(r));
+  }
+}
+
+void cuda_session::module_unload::operator()(CUmod_st* m) const {
+  if (const CUresult r = cuModuleUnload(m); r != CUDA_SUCCESS) {
+    spdlog::debug("[cuda-executor] cuModuleUnload failed: {}", error_name(r));
   }
 }
 
@@ -108,14 +159,20 @@ cuda_session::cuda_session(std::shared_ptr<shared_state> state, session_info inf
 cuda_session::~cuda_session() {
   const uint64_t bytes = ledger_.bytes();
   {
-    // Streams and events are destroyed and memory freed explicitly, in the
-    // context, before cuCtxDestroy (ctx_'s deleter) releases the context.
-    const context_scope scope(ctx_.get());
-    if (scope.status() != CUDA_SUCCESS) {
+    // The worker released host functions waiting on the guest before this
+    // (notifier->mark_gone()), so nothing below waits on the guest. Modules
+    // (with their functions and globals) go first, then streams and events,
+    // then memory, all explicitly and in the context, before cuCtxDestroy
+    // (ctx_'s deleter) releases the context.
+    if (const CUresult r = make_current(ctx_.get()); r != CUDA_SUCCESS) {
       spdlog::warn("[cuda-executor] session {}: cannot make its context current ({}); "
                    "cuCtxDestroy will release what it holds",
-                   info_.session_id, error_name(scope.status()));
+                   info_.session_id, error_name(r));
     }
+    functions_.all().clear();
+    globals_ = allocation_ledger{};
+    uploads_.clear();
+    modules_.clear();  // cuModuleUnload
     events_.all().clear();
     streams_.all().clear();
     for (const auto& [base, size] : ledger_.all()) {
@@ -150,7 +207,7 @@ bool cuda_session::resolve_stream(uint64_t id, CUstream* out) {
 }
 
 CUevent cuda_session::find_event(uint64_t id) {
-  const owned_event* e = events_.find(id);
+  const shared_event* e = events_.find(id);
   return e != nullptr ? e->get() : nullptr;
 }
 
@@ -164,7 +221,7 @@ cudaError_t cuda_session::bad_handle(const char* call, const char* kind, uint64_
 cudaError_t cuda_session::check_range(const char* call, const call_context& c, uint64_t ptr,
                                       uint64_t len) const {
   // Never let a guest pointer reach the driver unchecked.
-  if (ledger_.contains(ptr, len)) return cudaSuccess;
+  if (ledger_.contains(ptr, len) || globals_.contains(ptr, len)) return cudaSuccess;
   spdlog::debug("[cuda-executor] {}: [0x{:x}, +{}) is not inside an allocation of this session "
                 "(vm={})",
                 call, ptr, len, c.vm_id);
@@ -224,9 +281,50 @@ cudaError_t cuda_session::on_cudaDeviceGetAttribute(call_context& c, int32_t* va
 
 cudaError_t cuda_session::on_cudaDeviceSynchronize(call_context& c) {
   VGPU_IN_SESSION_CONTEXT(c);
-  // issue 3: the worker must not block on the GPU; replace by a reply sent
-  // when the context's work completes.
-  return check(cuCtxSynchronize(), "cuCtxSynchronize", c);
+  // The worker never blocks on the GPU: every stream of the session that
+  // still has work gets a private event, and the reply goes out when all of
+  // them completed. Only this thread submits work to the context, so a
+  // stream found idle here stays idle until the reply.
+  std::vector<CUstream> busy;
+  const auto look = [&](CUstream s) -> CUresult {
+    const CUresult r = cuStreamQuery(s);
+    if (r == CUDA_ERROR_NOT_READY) {
+      busy.push_back(s);
+      return CUDA_SUCCESS;
+    }
+    return r;
+  };
+  // The NULL stream (it also waits for the blocking streams), the per-thread
+  // stream, and every stream the session created (non-blocking ones too).
+  if (cudaError_t st = check(look(nullptr), "cuStreamQuery", c); st != cudaSuccess) return st;
+  if (cudaError_t st = check(look(CU_STREAM_PER_THREAD), "cuStreamQuery", c); st != cudaSuccess) {
+    return st;
+  }
+  for (const auto& [id, s] : streams_.all()) {
+    if (cudaError_t st = check(look(s.get()), "cuStreamQuery", c); st != cudaSuccess) return st;
+  }
+  if (busy.empty()) return cudaSuccess;
+  auto pending = std::make_shared<std::vector<std::unique_ptr<polled_event>>>();
+  pending->reserve(busy.size());
+  for (CUstream s : busy) {
+    std::unique_ptr<polled_event> ev;
+    if (cudaError_t st = check(record_polled(ctx_.get(), s, &ev), "cuEventRecord", c);
+        st != cudaSuccess) {
+      return st;
+    }
+    pending->push_back(std::move(ev));
+  }
+  c.defer = [ctx = ctx_.get(), pending]() -> std::optional<cudaError_t> {
+    if (const CUresult r = make_current(ctx); r != CUDA_SUCCESS) return to_cuda_error(r);
+    while (!pending->empty()) {
+      const CUresult r = cuEventQuery(pending->back()->get());
+      if (r == CUDA_ERROR_NOT_READY) return std::nullopt;
+      if (r != CUDA_SUCCESS) return to_cuda_error(r);
+      pending->pop_back();
+    }
+    return cudaSuccess;
+  };
+  return cudaSuccess;
 }
 
 // --- memory -------------------------------------------------------------------
@@ -316,8 +414,8 @@ cudaError_t cuda_session::on_vgpuMemcpyDtoH(call_context& c, mut_bytes dst, uint
       return st;
     }
     // The bytes must be in the data area when the reply goes back.
-    // issue 3: the worker must not block on the GPU; replace by a reply sent
-    // when the copy completes (completion-driven replies).
+    // issue 3/7: the worker must not block on the GPU; replace by a reply
+    // sent when the copy completes (pipelined, completion-driven replies).
     return check(cuStreamSynchronize(s), "cuStreamSynchronize", c);
   }
   return check(cuMemcpyDtoH(dst.data, src, dst.size), "cuMemcpyDtoH", c);
@@ -393,9 +491,22 @@ cudaError_t cuda_session::on_cudaStreamSynchronize(call_context& c, uint64_t str
   VGPU_IN_SESSION_CONTEXT(c);
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamSynchronize", "stream", stream, c);
-  // issue 3: the worker must not block on the GPU; replace by a reply sent
-  // when the stream reaches this point.
-  return check(cuStreamSynchronize(s), "cuStreamSynchronize", c);
+  const CUresult q = cuStreamQuery(s);
+  if (q != CUDA_ERROR_NOT_READY) return check(q, "cuStreamQuery", c);
+  // Not there yet: the reply goes out when a private event recorded here
+  // completes (the worker polls it, serving others meanwhile). The event, not
+  // the stream, is polled: the stream may be gone by then.
+  std::unique_ptr<polled_event> ev;
+  if (cudaError_t st = check(record_polled(ctx_.get(), s, &ev), "cuEventRecord", c);
+      st != cudaSuccess) {
+    return st;
+  }
+  c.defer = [ctx = ctx_.get(), ev = std::shared_ptr<polled_event>(std::move(ev))]()
+      -> std::optional<cudaError_t> {
+    if (const CUresult r = make_current(ctx); r != CUDA_SUCCESS) return to_cuda_error(r);
+    return query_status(cuEventQuery(ev->get()));
+  };
+  return cudaSuccess;
 }
 
 cudaError_t cuda_session::on_cudaStreamQuery(call_context& c, uint64_t stream) {
@@ -424,7 +535,7 @@ cudaError_t cuda_session::on_cudaEventCreateWithFlags(call_context& c, uint64_t*
   if (cudaError_t st = check(cuEventCreate(&raw, flags), "cuEventCreate", c); st != cudaSuccess) {
     return st;
   }
-  *event = events_.add(owned_event(raw));
+  *event = events_.add(shared_event(raw, event_destroy{}));
   return cudaSuccess;
 }
 
@@ -441,9 +552,15 @@ cudaError_t cuda_session::on_cudaEventSynchronize(call_context& c, uint64_t even
   VGPU_IN_SESSION_CONTEXT(c);
   const CUevent e = find_event(event);
   if (e == nullptr) return bad_handle("cudaEventSynchronize", "event", event, c);
-  // issue 3: the worker must not block on the GPU; replace by a reply sent
-  // when the event completes.
-  return check(cuEventSynchronize(e), "cuEventSynchronize", c);
+  const CUresult q = cuEventQuery(e);
+  if (q != CUDA_ERROR_NOT_READY) return check(q, "cuEventQuery", c);
+  // The reply goes out when the event completes; the deferred reply holds a
+  // reference, so a cudaEventDestroy meanwhile cannot free what it polls.
+  c.defer = [ctx = ctx_.get(), ev = *events_.find(event)]() -> std::optional<cudaError_t> {
+    if (const CUresult r = make_current(ctx); r != CUDA_SUCCESS) return to_cuda_error(r);
+    return query_status(cuEventQuery(ev.get()));
+  };
+  return cudaSuccess;
 }
 
 cudaError_t cuda_session::on_cudaEventQuery(call_context& c, uint64_t event) {
@@ -469,11 +586,360 @@ cudaError_t cuda_session::on_cudaEventElapsedTime(call_context& c, float* ms, ui
 
 cudaError_t cuda_session::on_cudaEventDestroy(call_context& c, uint64_t event) {
   VGPU_IN_SESSION_CONTEXT(c);
-  owned_event* e = events_.find(event);
-  if (e == nullptr) return bad_handle("cudaEventDestroy", "event", event, c);
-  CUevent raw = e->release();
+  if (events_.find(event) == nullptr) return bad_handle("cudaEventDestroy", "event", event, c);
+  // The table's reference goes; cuEventDestroy runs now (event_destroy logs
+  // a failure), or with the last look of a deferred cudaEventSynchronize that
+  // still polls it.
   events_.erase(event);
-  return check(cuEventDestroy(raw), "cuEventDestroy", c);
+  return cudaSuccess;
+}
+
+
+// --- stream-ordered calls without host data (posted) ------------------------
+// The same checks as the synchronous forms; an error is kept by the worker
+// and reported at the channel's next syncpoint.
+
+cudaError_t cuda_session::on_vgpuMemsetAsync(call_context& c, uint64_t dst, int32_t value,
+                                             uint64_t count, uint64_t stream) {
+  return on_vgpuMemset(c, dst, value, count, stream, kAsyncFlag);
+}
+
+cudaError_t cuda_session::on_vgpuMemcpyDtoDAsync(call_context& c, uint64_t dst, uint64_t src,
+                                                 uint64_t count, uint64_t stream) {
+  return on_vgpuMemcpyDtoD(c, dst, src, count, stream, kAsyncFlag);
+}
+
+cudaError_t cuda_session::on_cudaStreamWaitEvent(call_context& c, uint64_t stream, uint64_t event,
+                                                 uint32_t flags) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamWaitEvent", "stream", stream, c);
+  const CUevent e = find_event(event);
+  if (e == nullptr) return bad_handle("cudaStreamWaitEvent", "event", event, c);
+  // cudaEventWaitDefault / cudaEventWaitExternal == CU_EVENT_WAIT_DEFAULT / _EXTERNAL.
+  if (flags != cudaEventWaitDefault && flags != cudaEventWaitExternal) return cudaErrorInvalidValue;
+  return check(cuStreamWaitEvent(s, e, flags), "cuStreamWaitEvent", c);
+}
+
+// --- modules and kernels --------------------------------------------------------
+
+template <typename F>
+CUresult cuda_session::with_loaded(CUfunction fn, F&& call) {
+  CUresult r = call();
+  if (r == CUDA_ERROR_FUNCTION_NOT_LOADED && cuFuncLoad(fn) == CUDA_SUCCESS) r = call();
+  return r;
+}
+
+cudaError_t cuda_session::on_vgpuModuleLoad(call_context& c, uint64_t module, uint64_t offset,
+                                            uint64_t total, const_bytes image) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  if (modules_.count(module) != 0) {
+    spdlog::debug("[cuda-executor] vgpuModuleLoad: module {:#x} is loaded already (vm={})",
+                  module, c.vm_id);
+    return cudaErrorInvalidValue;
+  }
+  const auto refuse = [&](const char* why) {
+    uploads_.erase(module);  // a broken upload starts over from offset 0
+    spdlog::debug("[cuda-executor] vgpuModuleLoad: module {:#x} chunk at {} (+{}) of {}: {} "
+                  "(vm={})",
+                  module, offset, image.size, total, why, c.vm_id);
+    return cudaErrorInvalidValue;
+  };
+  if (total == 0 || total > kMaxModuleBytes) return refuse("bad total size");
+  auto it = uploads_.find(module);
+  if (it == uploads_.end()) {
+    if (offset != 0) return refuse("the first chunk must start at offset 0");
+    it = uploads_.emplace(module, module_upload{total, {}}).first;
+  }
+  module_upload& up = it->second;
+  if (up.total != total) return refuse("the total changed");
+  if (offset != up.bytes.size()) return refuse("not the next chunk");
+  if (image.size > total - offset) return refuse("past the total");
+  // Grown by what arrives, never reserved from the guest's `total` alone.
+  up.bytes.insert(up.bytes.end(), image.data, image.data + image.size);
+  if (up.bytes.size() < total) return cudaSuccess;
+
+  // Complete. A NUL after the image lets a PTX text image load too; a fatbin
+  // or cubin carries its own size. cuModuleLoadData (not cuLibraryLoadData):
+  // the session owns its own context, a module is that context's, and the
+  // driver's lazy loading (CUDA_MODULE_LOADING, LAZY by default) applies to
+  // modules just as well: a kernel is loaded at its first use.
+  std::vector<uint8_t> bytes = std::move(up.bytes);
+  uploads_.erase(it);
+  bytes.push_back(0);
+  if (spdlog::should_log(spdlog::level::debug)) {
+    spdlog::debug("[cuda-executor] cuModuleLoadData: module {:#x}, {} bytes (vm={})", module,
+                  total, c.vm_id);
+  }
+  CUmodule m = nullptr;
+  if (cudaError_t st = check(cuModuleLoadData(&m, bytes.data()), "cuModuleLoadData", c);
+      st != cudaSuccess) {
+    return st;
+  }
+  modules_.emplace(module, loaded_module{owned_module(m), {}});
+  return cudaSuccess;
+}
+
+cudaError_t cuda_session::on_vgpuModuleUnload(call_context& c, uint64_t module) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const auto it = modules_.find(module);
+  if (it == modules_.end()) {
+    // An upload the guest abandons: drop what arrived.
+    if (uploads_.erase(module) == 1) return cudaSuccess;
+    return bad_handle("vgpuModuleUnload", "module", module, c);
+  }
+  // Its function ids and globals go with it: a later launch or copy naming
+  // them is refused here instead of reaching unloaded code.
+  auto& fns = functions_.all();
+  for (auto f = fns.begin(); f != fns.end();) {
+    f = f->second.module == module ? fns.erase(f) : std::next(f);
+  }
+  for (const uint64_t base : it->second.globals) globals_.remove(base);
+  CUmodule m = it->second.module.release();
+  modules_.erase(it);
+  return check(cuModuleUnload(m), "cuModuleUnload", c);
+}
+
+namespace {
+// The guest's name bytes, up to a NUL or the end of the span.
+std::string name_of(const const_bytes& name) {
+  const char* p = reinterpret_cast<const char*>(name.data);
+  const void* nul = name.size != 0 ? std::memchr(p, 0, name.size) : nullptr;
+  const size_t len = nul != nullptr ? static_cast<size_t>(static_cast<const char*>(nul) - p)
+                                    : static_cast<size_t>(name.size);
+  return std::string(p, len);
+}
+}  // namespace
+
+cudaError_t cuda_session::on_vgpuFunctionGet(call_context& c, uint64_t module, const_bytes name,
+                                             mut_bytes layout, uint64_t* function,
+                                             uint32_t* paramCount) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const auto mod = modules_.find(module);
+  if (mod == modules_.end()) return bad_handle("vgpuFunctionGet", "module", module, c);
+  const std::string kernel = name_of(name);
+  CUfunction fn = nullptr;
+  const CUresult r = cuModuleGetFunction(&fn, mod->second.module.get(), kernel.c_str());
+  if (r == CUDA_ERROR_NOT_FOUND) {
+    spdlog::debug("[cuda-executor] vgpuFunctionGet: no kernel '{}' in module {:#x} (vm={})",
+                  kernel, module, c.vm_id);
+    return cudaErrorInvalidDeviceFunction;
+  }
+  if (cudaError_t st = check(r, "cuModuleGetFunction", c); st != cudaSuccess) return st;
+
+  // The layout, one (u32 offset, u32 size) pair per parameter, until the
+  // driver says there is no parameter i. CUDA's 32 KiB parameter limit
+  // bounds the count; the cap only guards against a driver that never stops.
+  constexpr uint32_t kMaxParams = 1u << 15;
+  uint32_t count = 0;
+  uint64_t block = 0;
+  for (;; ++count) {
+    size_t off = 0;
+    size_t size = 0;
+    const CUresult pr =
+        with_loaded(fn, [&] { return cuFuncGetParamInfo(fn, count, &off, &size); });
+    if (pr == CUDA_ERROR_INVALID_VALUE) break;  // past the last parameter
+    if (cudaError_t st = check(pr, "cuFuncGetParamInfo", c); st != cudaSuccess) return st;
+    if (count >= kMaxParams || off > UINT32_MAX || size > UINT32_MAX) return cudaErrorUnknown;
+    if (uint64_t{count} * 8 + 8 > layout.size) {
+      spdlog::debug("[cuda-executor] vgpuFunctionGet: '{}': layout area of {} bytes is too "
+                    "small (vm={})",
+                    kernel, layout.size, c.vm_id);
+      return cudaErrorInvalidValue;
+    }
+    const uint32_t pair[2] = {static_cast<uint32_t>(off), static_cast<uint32_t>(size)};
+    std::memcpy(layout.data + uint64_t{count} * 8, pair, sizeof pair);
+    block = std::max<uint64_t>(block, uint64_t{off} + size);
+  }
+  *function = functions_.add(function_entry{fn, module, block});
+  *paramCount = count;
+  return cudaSuccess;
+}
+
+cudaError_t cuda_session::on_vgpuModuleGetGlobal(call_context& c, uint64_t module,
+                                                 const_bytes name, uint64_t* dptr,
+                                                 uint64_t* bytes) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const auto mod = modules_.find(module);
+  if (mod == modules_.end()) return bad_handle("vgpuModuleGetGlobal", "module", module, c);
+  const std::string symbol = name_of(name);
+  CUdeviceptr p = 0;
+  size_t size = 0;
+  const CUresult r = cuModuleGetGlobal(&p, &size, mod->second.module.get(), symbol.c_str());
+  if (r == CUDA_ERROR_NOT_FOUND) {
+    spdlog::debug("[cuda-executor] vgpuModuleGetGlobal: no global '{}' in module {:#x} (vm={})",
+                  symbol, module, c.vm_id);
+    return cudaErrorInvalidSymbol;
+  }
+  if (cudaError_t st = check(r, "cuModuleGetGlobal", c); st != cudaSuccess) return st;
+  if (size != 0 && !globals_.contains(p, size)) {
+    globals_.add(p, size);
+    mod->second.globals.push_back(p);
+  }
+  *dptr = p;
+  *bytes = size;
+  return cudaSuccess;
+}
+
+// The hot path: posted, measured against native launch rate. No allocation,
+// no logging unless a failure is logged at debug, one hash lookup per handle.
+cudaError_t cuda_session::on_vgpuLaunchKernel(call_context& c, uint64_t function, uint32_t gridX,
+                                              uint32_t gridY, uint32_t gridZ, uint32_t blockX,
+                                              uint32_t blockY, uint32_t blockZ,
+                                              uint32_t sharedMem, uint64_t stream,
+                                              uint32_t clusterX, uint32_t clusterY,
+                                              uint32_t clusterZ, uint32_t launchFlags,
+                                              const_bytes params) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const function_entry* f = find_function(function);
+  if (f == nullptr) return bad_handle("vgpuLaunchKernel", "function", function, c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("vgpuLaunchKernel", "stream", stream, c);
+  if (params.size != f->param_bytes) {
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("[cuda-executor] vgpuLaunchKernel: {} parameter bytes, the kernel takes {} "
+                    "(vm={})",
+                    params.size, f->param_bytes, c.vm_id);
+    }
+    return cudaErrorInvalidValue;
+  }
+  CUlaunchAttribute attrs[3];
+  unsigned n = 0;
+  if (uint64_t{clusterX} * clusterY * clusterZ > 0) {
+    attrs[n].id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+    attrs[n].value.clusterDim.x = clusterX;
+    attrs[n].value.clusterDim.y = clusterY;
+    attrs[n].value.clusterDim.z = clusterZ;
+    ++n;
+  }
+  if (launchFlags & kLaunchCooperative) {
+    attrs[n].id = CU_LAUNCH_ATTRIBUTE_COOPERATIVE;
+    attrs[n].value.cooperative = 1;
+    ++n;
+  }
+  if (launchFlags & kLaunchProgrammatic) {
+    attrs[n].id = CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION;
+    attrs[n].value.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
+  CUlaunchConfig cfg;
+  cfg.gridDimX = gridX;
+  cfg.gridDimY = gridY;
+  cfg.gridDimZ = gridZ;
+  cfg.blockDimX = blockX;
+  cfg.blockDimY = blockY;
+  cfg.blockDimZ = blockZ;
+  cfg.sharedMemBytes = sharedMem;
+  cfg.hStream = s;
+  cfg.attrs = n != 0 ? attrs : nullptr;
+  cfg.numAttrs = n;
+  // The guest packed the block by the layout vgpuFunctionGet gave it; the
+  // driver copies it before cuLaunchKernelEx returns.
+  size_t size = params.size;
+  void* extra[] = {CU_LAUNCH_PARAM_BUFFER_POINTER, const_cast<uint8_t*>(params.data),
+                   CU_LAUNCH_PARAM_BUFFER_SIZE, &size, CU_LAUNCH_PARAM_END};
+  return check(cuLaunchKernelEx(&cfg, f->fn, nullptr, size != 0 ? extra : nullptr),
+               "cuLaunchKernelEx", c);
+}
+
+cudaError_t cuda_session::on_vgpuFuncGetAttributes(call_context& c, cudaFuncAttributes* attr,
+                                                   uint64_t function) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const function_entry* f = find_function(function);
+  if (f == nullptr) return bad_handle("vgpuFuncGetAttributes", "function", function, c);
+  CUresult r = CUDA_SUCCESS;
+  const auto get = [&](CUfunction_attribute a) {
+    int v = 0;
+    if (r == CUDA_SUCCESS) {
+      r = with_loaded(f->fn, [&] { return cuFuncGetAttribute(&v, a, f->fn); });
+    }
+    return v;
+  };
+  cudaFuncAttributes out;
+  std::memset(static_cast<void*>(&out), 0, sizeof out);
+  out.maxThreadsPerBlock = get(CU_FUNC_ATTRIBUTE_MAX_THREADS_PER_BLOCK);
+  out.sharedSizeBytes = static_cast<size_t>(get(CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES));
+  out.constSizeBytes = static_cast<size_t>(get(CU_FUNC_ATTRIBUTE_CONST_SIZE_BYTES));
+  out.localSizeBytes = static_cast<size_t>(get(CU_FUNC_ATTRIBUTE_LOCAL_SIZE_BYTES));
+  out.numRegs = get(CU_FUNC_ATTRIBUTE_NUM_REGS);
+  out.ptxVersion = get(CU_FUNC_ATTRIBUTE_PTX_VERSION);
+  out.binaryVersion = get(CU_FUNC_ATTRIBUTE_BINARY_VERSION);
+  out.cacheModeCA = get(CU_FUNC_ATTRIBUTE_CACHE_MODE_CA);
+  out.maxDynamicSharedSizeBytes = get(CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES);
+  out.preferredShmemCarveout = get(CU_FUNC_ATTRIBUTE_PREFERRED_SHARED_MEMORY_CARVEOUT);
+  out.clusterDimMustBeSet = get(CU_FUNC_ATTRIBUTE_CLUSTER_SIZE_MUST_BE_SET);
+  out.requiredClusterWidth = get(CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_WIDTH);
+  out.requiredClusterHeight = get(CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_HEIGHT);
+  out.requiredClusterDepth = get(CU_FUNC_ATTRIBUTE_REQUIRED_CLUSTER_DEPTH);
+  out.clusterSchedulingPolicyPreference =
+      get(CU_FUNC_ATTRIBUTE_CLUSTER_SCHEDULING_POLICY_PREFERENCE);
+  out.nonPortableClusterSizeAllowed = get(CU_FUNC_ATTRIBUTE_NON_PORTABLE_CLUSTER_SIZE_ALLOWED);
+  if (cudaError_t st = check(r, "cuFuncGetAttribute", c); st != cudaSuccess) return st;
+  *attr = out;
+  return cudaSuccess;
+}
+
+cudaError_t cuda_session::on_vgpuFuncSetAttribute(call_context& c, uint64_t function, int32_t attr,
+                                                  int32_t value) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const function_entry* f = find_function(function);
+  if (f == nullptr) return bad_handle("vgpuFuncSetAttribute", "function", function, c);
+  // cudaFuncAttribute starts at MaxDynamicSharedMemorySize (8) and shares
+  // CUfunction_attribute's numbering from there on; 0..7 are read-only.
+  if (attr < static_cast<int32_t>(cudaFuncAttributeMaxDynamicSharedMemorySize) ||
+      attr >= static_cast<int32_t>(cudaFuncAttributeMax)) {
+    return cudaErrorInvalidValue;
+  }
+  return check(with_loaded(f->fn,
+                           [&] {
+                             return cuFuncSetAttribute(
+                                 f->fn, static_cast<CUfunction_attribute>(attr), value);
+                           }),
+               "cuFuncSetAttribute", c);
+}
+
+cudaError_t cuda_session::on_vgpuOccupancyMaxActiveBlocks(call_context& c, int32_t* numBlocks,
+                                                          uint64_t function, int32_t blockSize,
+                                                          uint64_t dynamicSMemSize,
+                                                          uint32_t flags) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const function_entry* f = find_function(function);
+  if (f == nullptr) return bad_handle("vgpuOccupancyMaxActiveBlocks", "function", function, c);
+  // cudaOccupancyDefault / DisableCachingOverride == CU_OCCUPANCY_DEFAULT / _DISABLE_CACHING_OVERRIDE.
+  if ((flags & ~static_cast<uint32_t>(cudaOccupancyDisableCachingOverride)) != 0) {
+    return cudaErrorInvalidValue;
+  }
+  int n = 0;
+  const cudaError_t st = check(with_loaded(f->fn,
+                                           [&] {
+                                             return cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(
+                                                 &n, f->fn, blockSize,
+                                                 static_cast<size_t>(dynamicSMemSize), flags);
+                                           }),
+                               "cuOccupancyMaxActiveBlocksPerMultiprocessorWithFlags", c);
+  *numBlocks = n;
+  return st;
+}
+
+cudaError_t cuda_session::on_vgpuHostFunc(call_context& c, uint64_t stream, uint64_t token) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("vgpuHostFunc", "stream", stream, c);
+  if (!c.notifier) return cudaErrorNotSupported;  // a channel without a notify ring
+  // Owned by the callback from here on (deleted there), or below on failure.
+  auto call = std::make_unique<host_call>(host_call{c.notifier, token});
+  if (cudaError_t st = check(cuLaunchHostFunc(s, run_host_call, call.get()), "cuLaunchHostFunc", c);
+      st != cudaSuccess) {
+    return st;
+  }
+  call.release();
+  return cudaSuccess;
+}
+
+cudaError_t cuda_session::on_vgpuDebugLaunchRecord(call_context& /*c*/, uint32_t /*index*/,
+                                                   mut_bytes /*out*/, uint32_t* size) {
+  *size = 0;
+  return cudaErrorNotSupported;  // only the reference executor records launches
 }
 
 }  // namespace vgpu::host::cuda

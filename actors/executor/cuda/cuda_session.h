@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include <cuda.h>
 
@@ -67,6 +69,41 @@ class cuda_session final : public api_handler {
                                       uint64_t end) override;
   cudaError_t on_cudaEventDestroy(call_context& ctx, uint64_t event) override;
 
+  cudaError_t on_vgpuMemsetAsync(call_context& ctx, uint64_t dst, int32_t value, uint64_t count,
+                                 uint64_t stream) override;
+  cudaError_t on_vgpuMemcpyDtoDAsync(call_context& ctx, uint64_t dst, uint64_t src,
+                                     uint64_t count, uint64_t stream) override;
+  cudaError_t on_cudaStreamWaitEvent(call_context& ctx, uint64_t stream, uint64_t event,
+                                     uint32_t flags) override;
+
+  cudaError_t on_vgpuModuleLoad(call_context& ctx, uint64_t module, uint64_t offset,
+                                uint64_t total, const_bytes image) override;
+  cudaError_t on_vgpuModuleUnload(call_context& ctx, uint64_t module) override;
+  cudaError_t on_vgpuFunctionGet(call_context& ctx, uint64_t module, const_bytes name,
+                                 mut_bytes layout, uint64_t* function,
+                                 uint32_t* paramCount) override;
+  cudaError_t on_vgpuModuleGetGlobal(call_context& ctx, uint64_t module, const_bytes name,
+                                     uint64_t* dptr, uint64_t* bytes) override;
+  cudaError_t on_vgpuLaunchKernel(call_context& ctx, uint64_t function, uint32_t gridX,
+                                  uint32_t gridY, uint32_t gridZ, uint32_t blockX,
+                                  uint32_t blockY, uint32_t blockZ, uint32_t sharedMem,
+                                  uint64_t stream, uint32_t clusterX, uint32_t clusterY,
+                                  uint32_t clusterZ, uint32_t launchFlags,
+                                  const_bytes params) override;
+  cudaError_t on_vgpuFuncGetAttributes(call_context& ctx, cudaFuncAttributes* attr,
+                                       uint64_t function) override;
+  cudaError_t on_vgpuFuncSetAttribute(call_context& ctx, uint64_t function, int32_t attr,
+                                      int32_t value) override;
+  cudaError_t on_vgpuOccupancyMaxActiveBlocks(call_context& ctx, int32_t* numBlocks,
+                                              uint64_t function, int32_t blockSize,
+                                              uint64_t dynamicSMemSize, uint32_t flags) override;
+  cudaError_t on_vgpuHostFunc(call_context& ctx, uint64_t stream, uint64_t token) override;
+  cudaError_t on_vgpuDebugLaunchRecord(call_context& ctx, uint32_t index, mut_bytes out,
+                                       uint32_t* size) override;
+
+  // Largest fatbin a guest may upload (vgpuModuleLoad's `total`).
+  static constexpr uint64_t kMaxModuleBytes = 1ull << 30;
+
  private:
   // Owners of driver objects. Streams and events are destroyed before the
   // context (see the destructor), while it is current.
@@ -79,9 +116,31 @@ class cuda_session final : public api_handler {
   struct event_destroy {
     void operator()(CUevent_st* e) const;
   };
+  struct module_unload {
+    void operator()(CUmod_st* m) const;
+  };
   using owned_context = std::unique_ptr<CUctx_st, context_destroy>;
   using owned_stream = std::unique_ptr<CUstream_st, stream_destroy>;
-  using owned_event = std::unique_ptr<CUevent_st, event_destroy>;
+  // Shared: a deferred cudaEventSynchronize keeps the event it polls alive
+  // even if the table's entry goes.
+  using shared_event = std::shared_ptr<CUevent_st>;
+  using owned_module = std::unique_ptr<CUmod_st, module_unload>;
+
+  // A fatbin still arriving in chunks (vgpuModuleLoad).
+  struct module_upload {
+    uint64_t total = 0;
+    std::vector<uint8_t> bytes;  // what arrived so far
+  };
+  struct loaded_module {
+    owned_module module;
+    std::vector<uint64_t> globals;  // bases of the ranges in globals_ that live in it
+  };
+  // What a function id stands for; the launch path reads nothing else.
+  struct function_entry {
+    CUfunction fn = nullptr;
+    uint64_t module = 0;       // the guest's module id (vgpuModuleUnload drops it)
+    uint64_t param_bytes = 0;  // the packed parameter block a launch must carry
+  };
 
   cuda_session(std::shared_ptr<shared_state> state, session_info info, int device,
                owned_context ctx);
@@ -97,6 +156,11 @@ class cuda_session final : public api_handler {
                           uint64_t len) const;
   cudaError_t create_stream(call_context& c, uint64_t* pStream, uint32_t flags, int32_t priority,
                             bool with_priority);
+  function_entry* find_function(uint64_t id) { return functions_.find(id); }
+  // A CUDA_ERROR_FUNCTION_NOT_LOADED (lazy loading) answered by loading it
+  // and trying `call` once more.
+  template <typename F>
+  CUresult with_loaded(CUfunction fn, F&& call);
 
   std::shared_ptr<shared_state> state_;
   session_info info_;
@@ -104,8 +168,16 @@ class cuda_session final : public api_handler {
   // Declared before what is created in it, so it is destroyed after all that.
   owned_context ctx_;
   allocation_ledger ledger_;
+  // Module globals (vgpuModuleGetGlobal): copies may reach them, cudaFree and
+  // the teardown never free them (cuModuleUnload does). Not in ledger_, so
+  // ledger_ stays "what cuMemAlloc gave this session".
+  allocation_ledger globals_;
   handle_table<owned_stream> streams_;
-  handle_table<owned_event> events_;
+  handle_table<shared_event> events_;
+  // Declared after the streams: destroyed (unloaded) before them.
+  std::unordered_map<uint64_t, module_upload> uploads_;  // guest module id -> partial fatbin
+  std::unordered_map<uint64_t, loaded_module> modules_;  // guest module id -> module
+  handle_table<function_entry> functions_;
 };
 
 }  // namespace vgpu::host::cuda

@@ -29,14 +29,16 @@ reference_session::reference_session(std::shared_ptr<shared_state> state, sessio
 }
 
 reference_session::~reference_session() {
-  // The blocks in memory_ free themselves; the executor-wide count must drop
-  // by what this session still held (a crashed guest frees nothing itself).
+  // The blocks in memory_ (module variables among them) free themselves; the
+  // executor-wide count must drop by what this session still held (a crashed
+  // guest frees nothing itself). Modules, functions and launch records are
+  // plain members.
   const uint64_t bytes = ledger_.bytes();
   state_->release(bytes);
   spdlog::info("[reference-executor] session {} closed: freed {} bytes in {} allocation(s), {} "
-               "stream(s), {} event(s) (vm={})",
+               "stream(s), {} event(s), {} module(s), {} launch record(s) (vm={})",
                info_.session_id, bytes, ledger_.count(), streams_.size(), events_.size(),
-               info_.vm_id);
+               modules_.size(), launches_.size(), info_.vm_id);
 }
 
 bool reference_session::device_ok(int32_t device) const {
@@ -106,28 +108,41 @@ cudaError_t reference_session::on_cudaDeviceSynchronize(call_context&) {
 
 // --- memory -------------------------------------------------------------------
 
+cudaError_t reference_session::allocate(const char* call, uint64_t size, uint64_t* base) {
+  if (!state_->reserve(size)) {
+    spdlog::debug("[reference-executor] {}: {} bytes exceed the {} bytes left of {} (vm={})", call,
+                  size, state_->opts().memory_bytes - state_->used(), state_->opts().memory_bytes,
+                  info_.vm_id);
+    return cudaErrorMemoryAllocation;
+  }
+  const uint64_t b = state_->take_address(size);
+  host_block block(b != 0 ? static_cast<uint8_t*>(std::calloc(size, 1)) : nullptr);
+  if (!block) {
+    state_->release(size);
+    spdlog::debug("[reference-executor] {}: host RAM refused {} bytes (vm={})", call, size,
+                  info_.vm_id);
+    return cudaErrorMemoryAllocation;
+  }
+  memory_.emplace(b, std::move(block));
+  ledger_.add(b, size);
+  *base = b;
+  return cudaSuccess;
+}
+
+void reference_session::release_block(uint64_t base) {
+  uint64_t size = 0;
+  if (!ledger_.remove(base, &size)) return;
+  memory_.erase(base);
+  state_->release(size);
+}
+
 cudaError_t reference_session::on_cudaMalloc(call_context& ctx, uint64_t* devPtr, uint64_t size) {
   *devPtr = 0;
   if (size == 0) return cudaSuccess;  // as CUDA: success, null pointer
   spdlog::debug("[reference-executor] cudaMalloc: allocating {} bytes in host RAM (vm={})", size,
                 ctx.vm_id);
-  if (!state_->reserve(size)) {
-    spdlog::debug("[reference-executor] cudaMalloc: {} bytes exceed the {} bytes left of {} "
-                  "(vm={})",
-                  size, state_->opts().memory_bytes - state_->used(),
-                  state_->opts().memory_bytes, ctx.vm_id);
-    return cudaErrorMemoryAllocation;
-  }
-  const uint64_t base = state_->take_address(size);
-  host_block block(base != 0 ? static_cast<uint8_t*>(std::calloc(size, 1)) : nullptr);
-  if (!block) {
-    state_->release(size);
-    spdlog::debug("[reference-executor] cudaMalloc: host RAM refused {} bytes (vm={})", size,
-                  ctx.vm_id);
-    return cudaErrorMemoryAllocation;
-  }
-  memory_.emplace(base, std::move(block));
-  ledger_.add(base, size);
+  uint64_t base = 0;
+  if (cudaError_t st = allocate("cudaMalloc", size, &base); st != cudaSuccess) return st;
   *devPtr = base;
   spdlog::debug("[reference-executor] cudaMalloc: allocated 0x{:x} in host RAM", base);
   return cudaSuccess;
@@ -135,6 +150,13 @@ cudaError_t reference_session::on_cudaMalloc(call_context& ctx, uint64_t* devPtr
 
 cudaError_t reference_session::on_cudaFree(call_context& ctx, uint64_t devPtr) {
   if (devPtr == 0) return cudaSuccess;  // as CUDA: freeing null is a no-op
+  // A module variable lives as long as its module, as on a GPU.
+  if (module_globals_.count(devPtr) != 0) {
+    spdlog::debug("[reference-executor] cudaFree: 0x{:x} is a module variable, not cudaMalloc "
+                  "memory (vm={})",
+                  devPtr, ctx.vm_id);
+    return cudaErrorInvalidValue;
+  }
   uint64_t size = 0;
   if (!ledger_.remove(devPtr, &size)) {
     spdlog::debug("[reference-executor] cudaFree: 0x{:x} is not an allocation of this session "
@@ -217,6 +239,19 @@ cudaError_t reference_session::on_vgpuMemset(call_context& ctx, uint64_t dst, in
   return cudaSuccess;
 }
 
+// The posted forms: everything runs in call order here, so they are the
+// synchronous ones; the worker keeps an error for the next syncpoint.
+cudaError_t reference_session::on_vgpuMemsetAsync(call_context& ctx, uint64_t dst, int32_t value,
+                                                  uint64_t count, uint64_t stream) {
+  return on_vgpuMemset(ctx, dst, value, count, stream, kAsyncFlag);
+}
+
+cudaError_t reference_session::on_vgpuMemcpyDtoDAsync(call_context& ctx, uint64_t dst,
+                                                      uint64_t src, uint64_t count,
+                                                      uint64_t stream) {
+  return on_vgpuMemcpyDtoD(ctx, dst, src, count, stream, kAsyncFlag);
+}
+
 // --- streams ------------------------------------------------------------------
 
 cudaError_t reference_session::create_stream(call_context& ctx, uint64_t* pStream, uint32_t flags,
@@ -264,6 +299,22 @@ cudaError_t reference_session::on_cudaStreamSynchronize(call_context&, uint64_t 
 
 cudaError_t reference_session::on_cudaStreamQuery(call_context&, uint64_t stream) {
   return stream_ok(stream) ? cudaSuccess : cudaErrorInvalidResourceHandle;
+}
+
+cudaError_t reference_session::on_cudaStreamWaitEvent(call_context& ctx, uint64_t stream,
+                                                      uint64_t event, uint32_t flags) {
+  if (!stream_ok(stream) || events_.find(event) == nullptr) {
+    spdlog::debug("[reference-executor] cudaStreamWaitEvent: bad stream {:#x} or event {:#x} "
+                  "(vm={})",
+                  stream, event, ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  if (flags != cudaEventWaitDefault && flags != cudaEventWaitExternal) {
+    spdlog::debug("[reference-executor] cudaStreamWaitEvent: bad flags {:#x} (vm={})", flags,
+                  ctx.vm_id);
+    return cudaErrorInvalidValue;
+  }
+  return cudaSuccess;  // the event's work completed when it was recorded
 }
 
 // --- events -------------------------------------------------------------------

@@ -6,9 +6,15 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <deque>
 #include <map>
 #include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
 
+#include "actors/executor/fatbin/module_info.h"
 #include "actors/executor/handle_table.h"
 #include "actors/executor/ledger.h"
 #include "actors/executor/reference/reference_executor.h"
@@ -42,6 +48,10 @@ class reference_session final : public api_handler {
                                 uint64_t stream, uint32_t flags) override;
   cudaError_t on_vgpuMemset(call_context& ctx, uint64_t dst, int32_t value, uint64_t count,
                             uint64_t stream, uint32_t flags) override;
+  cudaError_t on_vgpuMemsetAsync(call_context& ctx, uint64_t dst, int32_t value, uint64_t count,
+                                 uint64_t stream) override;
+  cudaError_t on_vgpuMemcpyDtoDAsync(call_context& ctx, uint64_t dst, uint64_t src,
+                                     uint64_t count, uint64_t stream) override;
 
   cudaError_t on_cudaStreamCreate(call_context& ctx, uint64_t* pStream) override;
   cudaError_t on_cudaStreamCreateWithFlags(call_context& ctx, uint64_t* pStream,
@@ -51,6 +61,8 @@ class reference_session final : public api_handler {
   cudaError_t on_cudaStreamDestroy(call_context& ctx, uint64_t stream) override;
   cudaError_t on_cudaStreamSynchronize(call_context& ctx, uint64_t stream) override;
   cudaError_t on_cudaStreamQuery(call_context& ctx, uint64_t stream) override;
+  cudaError_t on_cudaStreamWaitEvent(call_context& ctx, uint64_t stream, uint64_t event,
+                                     uint32_t flags) override;
 
   cudaError_t on_cudaEventCreate(call_context& ctx, uint64_t* event) override;
   cudaError_t on_cudaEventCreateWithFlags(call_context& ctx, uint64_t* event,
@@ -61,6 +73,33 @@ class reference_session final : public api_handler {
   cudaError_t on_cudaEventElapsedTime(call_context& ctx, float* ms, uint64_t start,
                                       uint64_t end) override;
   cudaError_t on_cudaEventDestroy(call_context& ctx, uint64_t event) override;
+
+  // Modules and kernels (reference_kernels.cpp): loaded, looked up and
+  // launched with every check a GPU makes, but a launch is only recorded.
+  cudaError_t on_vgpuModuleLoad(call_context& ctx, uint64_t module, uint64_t offset,
+                                uint64_t total, const_bytes image) override;
+  cudaError_t on_vgpuModuleUnload(call_context& ctx, uint64_t module) override;
+  cudaError_t on_vgpuFunctionGet(call_context& ctx, uint64_t module, const_bytes name,
+                                 mut_bytes layout, uint64_t* function,
+                                 uint32_t* paramCount) override;
+  cudaError_t on_vgpuModuleGetGlobal(call_context& ctx, uint64_t module, const_bytes name,
+                                     uint64_t* dptr, uint64_t* bytes) override;
+  cudaError_t on_vgpuLaunchKernel(call_context& ctx, uint64_t function, uint32_t gridX,
+                                  uint32_t gridY, uint32_t gridZ, uint32_t blockX,
+                                  uint32_t blockY, uint32_t blockZ, uint32_t sharedMem,
+                                  uint64_t stream, uint32_t clusterX, uint32_t clusterY,
+                                  uint32_t clusterZ, uint32_t launchFlags,
+                                  const_bytes params) override;
+  cudaError_t on_vgpuFuncGetAttributes(call_context& ctx, cudaFuncAttributes* attr,
+                                       uint64_t function) override;
+  cudaError_t on_vgpuFuncSetAttribute(call_context& ctx, uint64_t function, int32_t attr,
+                                      int32_t value) override;
+  cudaError_t on_vgpuOccupancyMaxActiveBlocks(call_context& ctx, int32_t* numBlocks,
+                                              uint64_t function, int32_t blockSize,
+                                              uint64_t dynamicSMemSize, uint32_t flags) override;
+  cudaError_t on_vgpuHostFunc(call_context& ctx, uint64_t stream, uint64_t token) override;
+  cudaError_t on_vgpuDebugLaunchRecord(call_context& ctx, uint32_t index, mut_bytes out,
+                                       uint32_t* size) override;
 
  private:
   // calloc'd so that fresh memory reads as zeros (never another session's
@@ -80,7 +119,39 @@ class reference_session final : public api_handler {
     std::chrono::steady_clock::time_point at{};
   };
 
+  // A module image arriving in data-area chunks; grown by what arrives,
+  // never reserved from the guest's `total` alone.
+  struct module_upload {
+    uint64_t total = 0;
+    std::vector<uint8_t> bytes;
+  };
+  struct loaded_module {
+    fatbin::module_info info;
+    std::unordered_map<std::string, size_t> kernel_by_name;  // index into info.kernels
+    std::unordered_map<std::string, size_t> global_by_name;  // index into info.globals
+    std::vector<uint64_t> global_ptrs;                       // device address of info.globals[i]
+    std::unordered_map<size_t, uint64_t> function_ids;       // kernel index -> issued id
+  };
+  // What cudaFuncSetAttribute changed; the rest of cudaFuncAttributes is fixed.
+  struct function_state {
+    uint64_t module = 0;
+    size_t kernel = 0;  // index into the module's info.kernels
+    int32_t max_dynamic_shared = 48 << 10;
+    int32_t carveout = -1;
+    int32_t cluster[3] = {0, 0, 0};
+    int32_t non_portable_cluster = 0;
+    int32_t cluster_policy = 0;
+  };
+
   bool device_ok(int32_t device) const;
+  // Device memory for cudaMalloc and module variables: zeroed, counted
+  // against the executor's memory, entered in the ledger.
+  cudaError_t allocate(const char* call, uint64_t size, uint64_t* base);
+  void release_block(uint64_t base);
+  cudaError_t load_module(const call_context& ctx, uint64_t module,
+                          const std::vector<uint8_t>& image);
+  void drop_module(std::map<uint64_t, loaded_module>::iterator it);
+  const fatbin::kernel_info& kernel_of(const function_state& f) const;
   bool stream_ok(uint64_t id);
   cudaError_t create_stream(call_context& ctx, uint64_t* pStream, uint32_t flags,
                             int32_t priority);
@@ -97,6 +168,17 @@ class reference_session final : public api_handler {
   std::map<uint64_t, host_block> memory_;  // device base -> its host bytes
   handle_table<stream_state> streams_;
   handle_table<event_state> events_;
+
+  std::map<uint64_t, module_upload> uploads_;   // by the guest's module id
+  std::map<uint64_t, loaded_module> modules_;   // by the guest's module id
+  handle_table<function_state> functions_;
+  // Bases of module variables: in the ledger (copies reach them) but not
+  // cudaFree's to release.
+  std::set<uint64_t> module_globals_;
+  // The last kLaunchRecords launches, each serialized per launch_record.h.
+  std::deque<std::vector<uint8_t>> launches_;
+  bool warned_launch_ = false;
+  bool warned_image_ = false;
 };
 
 }  // namespace vgpu::host::reference

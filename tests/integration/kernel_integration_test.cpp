@@ -1,0 +1,134 @@
+// Kernel integration tests: the real mediator (reference executor; VGPU_TEST_EXECUTOR=cuda
+// on a GPU machine) and vgpu-kernel-test, an nvcc-built program with kernels, running
+// through vgpu's shim over the local transport.
+//
+// With the reference executor kernels are recorded, not run: the guest gets
+// --reference and checks launch records (marshalling byte for byte), ordering and
+// error reporting instead of kernel results. With the cuda executor it checks results.
+#include "mediator_fixture.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace vgpu_it;
+
+constexpr const char* kKernelTest = VGPU_KERNEL_TEST_PATH;
+constexpr const char* kGuestTest = VGPU_GUEST_TEST_PATH;
+
+class KernelTest : public MediatorFixture {
+ protected:
+  std::vector<std::pair<std::string, std::string>> required_programs() const override {
+    return {{kKernelTest, "kernel test program not built: "}, {kGuestTest, "guest program not built: "}};
+  }
+
+  static bool reference() { return test_executor() == "reference"; }
+
+  // vgpu-kernel-test's arguments for this executor: --expect-vgpu always,
+  // --reference when kernels are only recorded.
+  static std::vector<std::string> kernel_args(const std::string& subcommand, std::vector<std::string> more = {}) {
+    std::vector<std::string> a{subcommand, "--expect-vgpu"};
+    if (reference()) a.push_back("--reference");
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  }
+
+  bool run_kernel_test(const std::string& name, const std::string& subcommand, std::vector<std::string> more = {}) {
+    guest g = start(name, kKernelTest, kernel_args(subcommand, std::move(more)));
+    return finish(g);
+  }
+
+  // Free device memory as a fresh guest sees it (cudaMemGetInfo); 0 on failure.
+  uint64_t free_memory(const std::string& name) {
+    guest g = start(name, kGuestTest, {"meminfo", "--expect-vgpu"});
+    if (!finish(g)) return 0;
+    const std::string out = read_file(g.log);
+    const size_t at = out.find("MEMINFO free=");
+    if (at == std::string::npos) {
+      ADD_FAILURE() << name << " printed no MEMINFO line:\n" << out;
+      return 0;
+    }
+    return std::strtoull(out.c_str() + at + std::strlen("MEMINFO free="), nullptr, 10);
+  }
+};
+
+// Parameter blocks of many shapes (struct by value with padding, 4 KiB struct,
+// no parameters, scalars of every size, templates), <<<>>>, cudaLaunchKernel,
+// cudaLaunchKernelExC / cudaLaunchKernelEx with clusters, cooperative launches,
+// several streams, dynamic shared memory: every launch record byte for byte.
+TEST_F(KernelTest, Marshal) {
+  if (!reference()) GTEST_SKIP() << "launch records exist only with the reference executor";
+  run_kernel_test("marshal", "marshal");
+}
+
+// Kernels of a library loaded with dlopen() after main() started.
+TEST_F(KernelTest, Dlopen) { run_kernel_test("dlopen", "dlopen"); }
+
+// 4 host threads x 200 launches on their own streams.
+TEST_F(KernelTest, Threads) { run_kernel_test("threads", "threads"); }
+
+// Host functions and stream callbacks interleaved with work on 2 streams: in
+// order, after the work before them.
+TEST_F(KernelTest, HostFunc) { run_kernel_test("hostfunc", "hostfunc"); }
+
+// Asynchronous launch errors surface at the next synchronising call, once;
+// configuration errors at once; normal work goes on afterwards.
+TEST_F(KernelTest, Deferred) {
+  run_kernel_test("deferred", "deferred");
+  // The errors did not spoil the mediator for the next guest.
+  run_kernel_test("dlopen-after-deferred", "dlopen");
+}
+
+// Several kernel guests at once, each with its own session and records.
+TEST_F(KernelTest, FourGuestsAtOnce) {
+  std::vector<guest> gs;
+  for (int i = 0; i < 4; ++i) {
+    const std::string sub = reference() ? "marshal" : "compute";
+    gs.push_back(start(sub + "-" + std::to_string(i), kKernelTest, kernel_args(sub, {"--seed", std::to_string(i + 1)})));
+  }
+  for (guest& g : gs) finish(g);
+  ASSERT_TRUE(mediator_alive());
+}
+
+// A guest killed while thousands of launches are queued (in its ring and on its
+// streams): the mediator survives, serves a guest that runs beside it and the
+// next ones, and gives the killed session's memory back.
+TEST_F(KernelTest, GuestKilledWithKernelsQueued) {
+  constexpr uint64_t kHoldMiB = 256;
+  const uint64_t before = free_memory("meminfo-before");
+  ASSERT_GT(before, kHoldMiB << 20);
+  guest victim = start("flood", kKernelTest,
+                       kernel_args("flood", {"--count", "2000000", "--mib", std::to_string(kHoldMiB)}));
+  ASSERT_TRUE(wait_for_output(victim, "QUEUED"));
+  guest bystander = start("threads-beside-flood", kKernelTest, kernel_args("threads"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(victim.pid, SIGKILL);
+  int status = 0;
+  waitpid(victim.pid, &status, 0);
+  for (guest& r : running_)
+    if (r.pid == victim.pid) r.pid = -1;
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+      << "the flooding guest ended before it was killed (" << describe_status(status) << "):\n"
+      << tail(read_file(victim.log));
+  finish(bystander);
+  ASSERT_TRUE(mediator_alive()) << "the mediator did not survive a guest killed with kernels queued";
+  run_kernel_test("hostfunc-after-kill", "hostfunc");
+  if (reference()) run_kernel_test("marshal-after-kill", "marshal");
+  else run_kernel_test("compute-after-kill", "compute");
+  uint64_t after = 0;
+  for (int i = 0; i < 100 && (after = free_memory("meminfo-after-" + std::to_string(i))) < before; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_GE(after, before) << "memory of a guest killed with kernels queued was not given back";
+  ASSERT_TRUE(mediator_alive());
+}
+
+}  // namespace
