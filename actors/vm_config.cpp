@@ -8,7 +8,7 @@ namespace vgpu {
 
 bool read_vm_configs(const caf::actor_system_config& cfg, std::vector<vm_config>* out, std::string* why) {
   out->clear();
-  const auto* vms = caf::get_if<caf::settings>(&caf::content(cfg), "vm");
+  const auto vms = caf::get_if<caf::settings>(&caf::content(cfg), "vm");  // a caf::optional copy
   if (!vms) return true;
   for (const auto& [id, value] : *vms) {
     const auto* section = caf::get_if<caf::settings>(&value);
