@@ -132,6 +132,13 @@ int run(mediator_config& cfg) {
     endpoints.push_back(std::move(local));
   }
   for (const auto& vm : vms) {
+    // Refuse a layout that cannot work now, not when QEMU connects (QEMU
+    // would then wait forever for a handshake).
+    protocol::region_header probe{};
+    if (!protocol::make_layout(vm.region_size, vm.channels, o.ring_size, &probe, &why)) {
+      spdlog::error("[vgpu] config: vm.{}: {}", vm.id, why);
+      return 2;
+    }
     endpoint ep;
     if (!(ep.server = open_endpoint(vm.socket_path))) return 1;
     ep.is_vm = true;

@@ -56,10 +56,12 @@ struct mapping {
   }
 };
 
-bool has_vgpu_magic(const std::string& dir) {
+// True when the device's region carries vgpu's magic, or when it cannot be
+// read at all (then connecting reports why: permissions, lockdown, decode off).
+bool may_be_vgpu(const std::string& dir) {
   mapping m;
   std::string why;
-  if (!m.open(dir + "/resource2", 4096, &why)) return false;
+  if (!m.open(dir + "/resource2", 4096, &why)) return true;
   uint64_t magic = 0;
   std::memcpy(&magic, m.base, sizeof magic);
   return magic == protocol::kRegionMagic;
@@ -117,7 +119,7 @@ std::string find_vgpu_pci_device() {
   }
   closedir(d);
   for (const auto& dir : candidates)
-    if (has_vgpu_magic(dir)) return dir;
+    if (may_be_vgpu(dir)) return dir;
   return {};
 }
 
