@@ -34,6 +34,8 @@ struct channel_state {
   protocol::msg_header waiting_header{};
   // The first error of a posted call, reported by the next syncpoint call.
   cudaError_t deferred_error = cudaSuccess;
+  // The claim generation the host has taken over (protocol: channel_slot).
+  uint32_t seen_generation = 0;
 };
 
 struct host_session {
@@ -45,6 +47,9 @@ struct host_session {
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> bytes_in{0};   // guest to host, through the data area
   std::atomic<uint64_t> bytes_out{0};  // host to guest
+  bool is_vm = false;  // a VM's QEMU (several guest processes), not one local process
+  // Cleared when the session ends, so its endpoint accepts the next connection.
+  std::shared_ptr<std::atomic<bool>> endpoint_busy;
   // Called once, on the worker thread, after the worker has freed everything
   // the session owned on the executor. Says why the session ended.
   std::function<void(const std::string& reason)> on_end;

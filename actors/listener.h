@@ -1,33 +1,45 @@
 // The stub-facing front door: accepts connections on the ivshmem server
-// socket, makes each one a region and eventfds, performs the handshake and
-// hands the new session to the control plane. Runs on its own thread because
-// accept() blocks; everything after the handshake belongs to actors.
+// sockets (the local socket, and one per configured VM), makes each one a
+// region and eventfds, performs the handshake and hands the new session to
+// the control plane. Runs on its own thread because accept() blocks;
+// everything after the handshake belongs to actors.
 #pragma once
 
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "actors/host_session.h"
-#include "actors/mediator_options.h"
 #include "stub/ivshmem_server.h"
 
 namespace vgpu {
+
+// One listening socket and what a connection on it gets.
+struct endpoint {
+  std::unique_ptr<stub::ivshmem_server> server;
+  bool is_vm = false;     // a VM's QEMU: one connection at a time, many channels
+  std::string vm_id;      // for a VM; local processes are named local-<pid>
+  uint64_t region_size = 0;
+  uint32_t channels = 1;
+  uint64_t ring_size = 0;
+  std::shared_ptr<std::atomic<bool>> busy = std::make_shared<std::atomic<bool>>(false);
+};
 
 class listener {
  public:
   using on_session = std::function<void(std::shared_ptr<host_session>)>;
 
-  listener(std::unique_ptr<stub::ivshmem_server> server, const mediator_options& opts, on_session cb);
+  listener(std::vector<endpoint> endpoints, on_session cb);
   ~listener();  // stops accepting and joins
 
  private:
   void run();
-  std::shared_ptr<host_session> admit(stub::unique_fd sock);
+  std::shared_ptr<host_session> admit(endpoint& ep, stub::unique_fd sock);
 
-  std::unique_ptr<stub::ivshmem_server> server_;
-  mediator_options opts_;
+  std::vector<endpoint> endpoints_;
   on_session cb_;
   std::atomic<bool> stop_{false};
   uint64_t next_id_ = 1;

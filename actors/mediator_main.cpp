@@ -15,6 +15,7 @@
 #include "actors/actor_types.h"
 #include "actors/executor/executor.h"
 #include "actors/listener.h"
+#include "actors/vm_config.h"
 #include "protocol/region_layout.h"
 
 namespace vgpu {
@@ -24,7 +25,7 @@ struct mediator_config : caf::actor_system_config {
   mediator_options o;
   mediator_config() {
     opt_group{custom_options_, "mediator"}
-        .add(o.socket_path, "socket-path", "UNIX socket guests connect to (ivshmem server protocol)")
+        .add(o.socket_path, "socket-path", "UNIX socket local guest processes connect to (empty: none); VMs: [vm.<id>] sections")
         .add(o.executor, "executor", "auto | cuda | reference (auto: cuda when a GPU is usable)")
         .add(o.workers_per_gpu, "workers-per-gpu", "GPU worker threads per device")
         .add(o.log_level, "log-level", "trace | debug | info | warn | error (debug: one line per call)")
@@ -107,14 +108,51 @@ int run(mediator_config& cfg) {
   } else {
     spdlog::warn("[vgpu] *** {} ***", exec->describe());
   }
-  const std::filesystem::path sock(o.socket_path);
-  std::error_code ec;
-  if (sock.has_parent_path()) std::filesystem::create_directories(sock.parent_path(), ec);
+  std::vector<vm_config> vms;
   std::string why;
-  auto server = stub::ivshmem_server::listen(o.socket_path, &why);
-  if (!server) {
-    spdlog::error("[vgpu] {}", why);
-    return 1;
+  if (!read_vm_configs(cfg, &vms, &why)) {
+    spdlog::error("[vgpu] config: {}", why);
+    return 2;
+  }
+  // Every socket listens before any QEMU starts (QEMU never reconnects).
+  std::vector<endpoint> endpoints;
+  auto open_endpoint = [&](const std::string& path) -> std::unique_ptr<stub::ivshmem_server> {
+    const std::filesystem::path p(path);
+    std::error_code ec;
+    if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
+    auto server = stub::ivshmem_server::listen(path, &why);
+    if (!server) spdlog::error("[vgpu] {}", why);
+    return server;
+  };
+  if (!o.socket_path.empty()) {
+    endpoint local;
+    if (!(local.server = open_endpoint(o.socket_path))) return 1;
+    local.region_size = o.region_size;
+    local.ring_size = o.ring_size;
+    endpoints.push_back(std::move(local));
+  }
+  for (const auto& vm : vms) {
+    // Refuse a layout that cannot work now, not when QEMU connects (QEMU
+    // would then wait forever for a handshake).
+    protocol::region_header probe{};
+    if (!protocol::make_layout(vm.region_size, vm.channels, o.ring_size, &probe, &why)) {
+      spdlog::error("[vgpu] config: vm.{}: {}", vm.id, why);
+      return 2;
+    }
+    endpoint ep;
+    if (!(ep.server = open_endpoint(vm.socket_path))) return 1;
+    ep.is_vm = true;
+    ep.vm_id = vm.id;
+    ep.region_size = vm.region_size;
+    ep.channels = vm.channels;
+    ep.ring_size = o.ring_size;
+    spdlog::info("[vgpu] vm_id={}: waiting for QEMU on {} (region {} MiB, {} channels)", vm.id, vm.socket_path,
+                 vm.region_size >> 20, vm.channels);
+    endpoints.push_back(std::move(ep));
+  }
+  if (endpoints.empty()) {
+    spdlog::error("[vgpu] nothing to serve: socket-path is empty and no [vm.<id>] section is configured");
+    return 2;
   }
 
   // SIGINT/SIGTERM are taken by sigwait below: block them before any thread starts.
@@ -135,11 +173,11 @@ int run(mediator_config& cfg) {
     caf::actor_system sys{cfg};
     auto sup = spawn_supervisor(sys, loops, o);
     {
-      listener front(std::move(server), o, [sup](session_ptr s) {
+      listener front(std::move(endpoints), [sup](session_ptr s) {
         caf::anon_send(sup, connected_atom::value, std::move(s));
       });
-      spdlog::info("[vgpu] mediator ready: listening on {} ({} executor, {} GPU worker(s))", o.socket_path,
-                   exec->kind(), loops.size());
+      spdlog::info("[vgpu] mediator ready: listening on {} and {} VM socket(s) ({} executor, {} GPU worker(s))",
+                   o.socket_path.empty() ? "no local socket" : o.socket_path, vms.size(), exec->kind(), loops.size());
       int sig = 0;
       sigwait(&sigs, &sig);
       spdlog::info("[vgpu] {} received: shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");

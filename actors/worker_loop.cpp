@@ -20,7 +20,9 @@ namespace vgpu {
 namespace {
 using clock_type = std::chrono::steady_clock;
 constexpr int kBatch = 64;            // records taken from one channel before looking at the next
-constexpr int kEpollTimeoutMs = 200;  // a safety net; wake-ups come from eventfds
+constexpr int kEpollTimeoutMs = 100;  // a safety net; wake-ups come from eventfds
+// How often a served region's heartbeat moves (guests in VMs watch it).
+constexpr auto kHeartbeatPeriod = std::chrono::milliseconds(100);
 constexpr long kWaitingPollNs = 100000;  // 100 us between looks at a stream a guest waits for
 
 // epoll tags: session id in the high bits, what fired in the low bit.
@@ -122,6 +124,7 @@ void worker_loop::end_session(uint64_t id, const std::string& reason) {
   for (auto& c : s->channels) c.notifier->mark_gone();
   s->channels.clear();  // destroys the handlers: memory, streams, events, context
   s->link.reset();
+  if (s->endpoint_busy) s->endpoint_busy->store(false);
   session_count_.store(sessions_.size(), std::memory_order_relaxed);
   if (s->on_end) s->on_end(reason);
 }
@@ -152,7 +155,38 @@ static int32_t with_deferred_error(channel_state& c, const protocol::call_traits
   return status;
 }
 
+// Follows the channel's claim word: a new claim (another guest process took
+// the channel) frees what the previous owner left and resets the rings before
+// the host acknowledges it; a released claim frees the owner's resources.
+void worker_loop::follow_claim(host_session& s, channel_state& c) {
+  auto* slot = c.channel.slot();
+  const uint32_t gen = slot->generation.load(std::memory_order_acquire);
+  if (gen != c.seen_generation) {
+    const bool had = c.handler != nullptr;
+    c.notifier->mark_gone();  // releases stream callbacks waiting on the old owner
+    c.handler.reset();        // its context, memory, streams, events, modules
+    c.channel.reset();
+    c.notifier = std::make_shared<channel_notifier>(s.link->region, c.channel.index(),
+                                                    s.link->guest_vectors[1].get());
+    c.pending_reply.clear();
+    c.waiting = nullptr;
+    c.deferred_error = cudaSuccess;
+    c.seen_generation = gen;
+    slot->ready_generation.store(gen, std::memory_order_release);
+    if (s.is_vm)
+      spdlog::info("[vgpu] vm_id={}: channel {} claimed by a guest process (generation {}){}", s.vm_id,
+                   c.channel.index(), gen, had ? ": freed what its previous owner left" : "");
+  } else if (c.handler && slot->owner.load(std::memory_order_acquire) == 0) {
+    c.notifier->mark_gone();
+    c.handler.reset();
+    if (s.is_vm)
+      spdlog::info("[vgpu] vm_id={}: channel {} released: its guest process is gone, its GPU resources are freed",
+                   s.vm_id, c.channel.index());
+  }
+}
+
 worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_state& c) {
+  follow_claim(s, c);
   if (!c.pending_reply.empty()) {
     if (!c.channel.write_response(c.pending_reply.data(), static_cast<uint32_t>(c.pending_reply.size()), nullptr, 0))
       return serve_result::idle;
@@ -290,11 +324,24 @@ void worker_loop::sleep_until_work() {
   }
 }
 
+void worker_loop::beat_hearts() {
+  for (auto& s : sessions_) {
+    auto* live = reinterpret_cast<protocol::region_live*>(s->link->region->base() + protocol::kLiveOffset);
+    live->host_heartbeat.fetch_add(1, std::memory_order_release);
+  }
+}
+
 void worker_loop::run() {
   const auto spin = std::chrono::microseconds(opts_.spin_us);
   auto last_work = clock_type::now();
+  auto last_beat = last_work;
   while (!stop_.load(std::memory_order_relaxed)) {
     apply_commands();
+    const auto now = clock_type::now();
+    if (now - last_beat > kHeartbeatPeriod) {
+      beat_hearts();
+      last_beat = now;
+    }
     if (serve_all()) {
       last_work = clock_type::now();
       continue;

@@ -56,6 +56,8 @@ class worker_loop {
   void apply_commands();
   bool serve_all();
   serve_result serve_channel(host_session& s, channel_state& c);
+  void follow_claim(host_session& s, channel_state& c);
+  void beat_hearts();
   void reply(host_session& s, channel_state& c, const protocol::msg_header& req, int32_t status,
              const uint8_t* payload, uint32_t len);
   void sleep_until_work();

@@ -33,6 +33,7 @@ enum feature : uint64_t {
 
 inline constexpr uint64_t kHeaderBytes = 4096;
 inline constexpr uint64_t kCacheLine = 64;
+inline constexpr uint32_t kOwnerTokenBit = 0x80000000u;  // owner = pid | this
 
 struct region_header {
   uint64_t magic;
@@ -52,12 +53,25 @@ struct region_header {
 };
 
 // Claim word of one channel. A guest process claims a free channel with a CAS
-// of owner from 0 to its pid-derived token; the host frees it when the process
-// is gone. generation counts claims so a stale owner can be told apart.
+// of owner from 0 to its token (pid | 0x80000000) and then bumps generation;
+// the host sees the new generation, frees what the channel's previous owner
+// left (its CUDA context and memory), resets the rings and publishes
+// ready_generation = generation; only then does the guest use the rings. A
+// process that exits stores owner = 0; one that died is reclaimed by the next
+// process of its VM that finds its pid gone.
 struct channel_slot {
   std::atomic<uint32_t> owner;
   std::atomic<uint32_t> generation;
-  uint8_t pad[kCacheLine - 8];
+  std::atomic<uint32_t> ready_generation;  // host-written
+  uint8_t pad[kCacheLine - 12];
+};
+
+// Host-written liveness, in the header page at kLiveOffset: the mediator bumps
+// heartbeat several times a second while it serves the region, so a guest
+// that cannot see the host's socket (a VM) notices a dead mediator.
+inline constexpr uint64_t kLiveOffset = 2048;
+struct region_live {
+  std::atomic<uint64_t> host_heartbeat;
 };
 
 // Indices of one ring, each on its own cache line so producer and consumer
@@ -80,7 +94,8 @@ struct channel_ctl {
   alignas(kCacheLine) std::atomic<uint64_t> notify_done;
 };
 
-static_assert(sizeof(region_header) <= kHeaderBytes, "header must fit its page");
+static_assert(sizeof(region_header) <= kLiveOffset, "header must end before the live block");
+static_assert(kLiveOffset + sizeof(region_live) <= kHeaderBytes, "the live block must fit the header page");
 static_assert(sizeof(channel_slot) == kCacheLine, "one claim word per cache line");
 static_assert(sizeof(channel_ctl) <= 4096, "channel control must fit a page");
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "shared atomics must be lock-free");

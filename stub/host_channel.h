@@ -25,6 +25,12 @@ class host_channel {
   }
   bool corrupt() const { return request_.corrupt() || response_.corrupt(); }
 
+  // A new guest process claimed the channel: zero every ring index (request,
+  // response, notify) and the notify count, and start the host's rings afresh.
+  void reset();
+  // The claim word of this channel (guest-written: only compared).
+  protocol::channel_slot* slot() const { return slot_; }
+
   // Tells guests that the host is about to block: they ring the doorbell.
   void set_sleeping(bool sleeping);
   // After writing responses: signal the guest if it sleeps.
@@ -35,6 +41,11 @@ class host_channel {
   uint32_t index() const { return index_; }
 
  private:
+  protocol::channel_ctl* ctl_;
+  protocol::channel_slot* slot_;
+  uint8_t* request_buf_;
+  uint8_t* response_buf_;
+  uint64_t ring_bytes_;
   protocol::ring request_;
   protocol::ring response_;
   uint8_t* data_;

@@ -35,6 +35,7 @@ class ivshmem_server {
   unique_fd accept_peer(int timeout_ms);
 
   const std::string& path() const { return path_; }
+  int fd() const { return fd_.get(); }
 
  private:
   ivshmem_server() = default;

@@ -11,6 +11,10 @@ PACKAGES=(
   cmake g++ make python3 pkg-config
   libcaf-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libgtest-dev googletest
+  # The VM test (tests/vm, tools/vm): QEMU (TCG, never KVM), the guest's busybox
+  # initramfs. The guest kernel itself is not installed: tools/vm/build-guest.sh
+  # fetches Debian's linux-image package with `apt-get download` (no root).
+  qemu-system-x86 busybox-static cpio
 )
 CUDA_ROOT=/usr/local/cuda
 
@@ -43,6 +47,24 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   is_installed "$p" || missing+=("$p")
 done
+
+# tools/vm/build-guest.sh finds the guest kernel package through apt's lists
+# (`apt-cache depends linux-image-amd64`): refresh them when they do not know it.
+kernel_known() {
+  local deps
+  deps="$(apt-cache depends linux-image-amd64 2>/dev/null || true)"
+  grep -q 'Depends: linux-image-[0-9]' <<<"$deps"
+}
+if ((${#missing[@]} == 0)) && ! kernel_known; then
+  say "apt's package lists do not know linux-image-amd64 (the VM test's kernel): apt-get update"
+  if [[ "$(id -u)" -ne 0 ]]; then
+    command -v sudo >/dev/null 2>&1 || die "need root to run apt-get update: run this as root, or install sudo"
+    sudo env DEBIAN_FRONTEND=noninteractive apt-get update
+  else
+    env DEBIAN_FRONTEND=noninteractive apt-get update
+  fi
+  kernel_known || die "apt-cache still does not know linux-image-amd64 after apt-get update"
+fi
 
 if ((${#missing[@]} == 0)); then
   say "all packages present; CUDA $cuda_release at $CUDA_ROOT"

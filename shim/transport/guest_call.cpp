@@ -8,6 +8,7 @@
 
 #include "shim/transport/guest_log.h"
 #include "shim/transport/local_transport.h"
+#include "shim/transport/pci_transport.h"
 
 namespace vgpu::shim {
 
@@ -39,21 +40,30 @@ cudaError_t connect_locked(connection_state& s) {
   if (s.t) return s.t->channel().dead() ? cudaErrorDevicesUnavailable : cudaSuccess;
   static bool atfork_done = (pthread_atfork(nullptr, nullptr, forget_after_fork), true);
   (void)atfork_done;
-  const char* kind = std::getenv("VGPU_TRANSPORT");
-  if (kind && std::string(kind) != "local") {
-    if (!s.failed_once)
-      VGPU_GLOG(error, "[cuda-transport] VGPU_TRANSPORT=%s is not available in this build (use local)", kind);
+  // VGPU_TRANSPORT: auto (default: the PCI device when a VM has one, else the
+  // local socket), pci, or local.
+  const char* env_kind = std::getenv("VGPU_TRANSPORT");
+  const std::string kind = env_kind && *env_kind ? env_kind : "auto";
+  if (kind != "auto" && kind != "pci" && kind != "local") {
+    if (!s.failed_once) VGPU_GLOG(error, "[cuda-transport] VGPU_TRANSPORT=%s: use auto, pci or local", kind.c_str());
     s.failed_once = true;
     return cudaErrorNoDevice;
   }
-  const char* env = std::getenv("VGPU_SOCKET");
-  const std::string path = env && *env ? env : kDefaultSocket;
-  std::string why;
-  s.t = connect_local(path, &why);
+  std::string path, why;
+  if (kind != "local") {
+    path = find_vgpu_pci_device();
+    if (!path.empty()) s.t = connect_pci(path, &why);
+    else if (kind == "pci") why = "no vgpu PCI device (1af4:1110 with the vgpu magic) in /sys/bus/pci/devices";
+  }
+  if (!s.t && kind != "pci" && path.empty()) {
+    const char* env = std::getenv("VGPU_SOCKET");
+    path = env && *env ? env : kDefaultSocket;
+    s.t = connect_local(path, &why);
+  }
   if (!s.t) {
     if (!s.failed_once)
-      VGPU_GLOG(error, "[cuda-transport] cannot reach the vgpu mediator at %s: %s (is vgpu-mediator running? set VGPU_SOCKET)",
-                path.c_str(), why.c_str());
+      VGPU_GLOG(error, "[cuda-transport] cannot reach the vgpu mediator at %s: %s (is vgpu-mediator running? set VGPU_SOCKET or VGPU_TRANSPORT)",
+                path.empty() ? "the PCI device" : path.c_str(), why.c_str());
     s.failed_once = true;
     return cudaErrorNoDevice;
   }

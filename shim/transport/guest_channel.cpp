@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "api_ids.h"
 #include "protocol/message.h"
@@ -34,24 +35,50 @@ const char* name_of(uint16_t id) {
 }  // namespace
 
 guest_channel::guest_channel(const channel_endpoints& ep) : ep_(ep) {
-  const auto view = protocol::channel_at(ep.header, ep.index);
-  auto* ctl = reinterpret_cast<protocol::channel_ctl*>(ep.region + view.ctl_offset);
-  request_ = protocol::ring(&ctl->request, ep.region + view.request_ring_offset, ep.header.ring_bytes);
-  response_ = protocol::ring(&ctl->response, ep.region + view.response_ring_offset, ep.header.ring_bytes);
-  data_ = ep.region + view.data_offset;
+  data_ = ep.region + protocol::channel_at(ep.header, ep.index).data_offset;
   spin_ns_ = spin_ns_from_env();
+  heartbeat_seen_ = clock_type::now();
+}
+
+bool guest_channel::attach(std::string* why) {
+  const auto view = protocol::channel_at(ep_.header, ep_.index);
+  auto* slot = reinterpret_cast<protocol::channel_slot*>(ep_.region + ep_.header.channel_table_offset) + ep_.index;
+  const auto deadline = clock_type::now() + std::chrono::seconds(10);
+  long backoff_ns = 2000;
+  // The host sees the new generation on its next pass; a sleeping host needs the doorbell.
+  while (slot->ready_generation.load(std::memory_order_acquire) != ep_.generation) {
+    if (clock_type::now() > deadline || host_gone()) {
+      *why = "the vgpu mediator did not take over channel " + std::to_string(ep_.index) + " (is it serving this device?)";
+      return false;
+    }
+    ring_doorbell(true);
+    timespec ts{0, backoff_ns};
+    nanosleep(&ts, nullptr);
+    backoff_ns = std::min(backoff_ns * 2, 2000000L);
+  }
+  auto* ctl = reinterpret_cast<protocol::channel_ctl*>(ep_.region + view.ctl_offset);
+  request_ = protocol::ring(&ctl->request, ep_.region + view.request_ring_offset, ep_.header.ring_bytes);
+  response_ = protocol::ring(&ctl->response, ep_.region + view.response_ring_offset, ep_.header.ring_bytes);
+  return true;
 }
 
 uint32_t guest_channel::max_args() const {
   return request_.max_body() - static_cast<uint32_t>(sizeof(protocol::msg_header));
 }
 
-void guest_channel::ring_doorbell() {
+void guest_channel::ring_doorbell(bool force, uint16_t op, uint64_t seq) {
   // Pairs with the host's fence between setting consumer_sleeping and its last
   // look at the ring: either it sees our request or we see it sleeping.
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (request_.indices()->consumer_sleeping.load(std::memory_order_relaxed) == 0) return;
-  VGPU_GLOG(debug, "[cuda-transport] RINGING DOORBELL: eventfd write to VGPU-STUB (channel %u)", ep_.index);
+  if (!force && request_.indices()->consumer_sleeping.load(std::memory_order_relaxed) == 0) return;
+  if (ep_.doorbell_mmio) {
+    VGPU_GLOG(debug, "[cuda-transport] RINGING DOORBELL: MMIO write to VGPU-STUB (op=0x%04x, seq=%llu)", op,
+              static_cast<unsigned long long>(seq));
+    *ep_.doorbell_mmio = 0;  // (peer 0 << 16) | vector 0: the mediator's doorbell eventfd
+    return;
+  }
+  VGPU_GLOG(debug, "[cuda-transport] RINGING DOORBELL: eventfd write to VGPU-STUB (op=0x%04x, seq=%llu)", op,
+            static_cast<unsigned long long>(seq));
   const uint64_t one = 1;
   if (write(ep_.doorbell_fd, &one, sizeof one) < 0) {
     // EAGAIN means the counter is saturated: the host has a wake-up pending anyway.
@@ -59,12 +86,24 @@ void guest_channel::ring_doorbell() {
 }
 
 bool guest_channel::host_gone() {
-  if (ep_.peer_fd < 0) return false;
-  pollfd p{ep_.peer_fd, POLLIN | POLLRDHUP, 0};
-  if (poll(&p, 1, 0) <= 0) return false;
-  if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) return true;
-  char c;
-  return recv(ep_.peer_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  if (ep_.peer_fd >= 0) {
+    pollfd p{ep_.peer_fd, POLLIN | POLLRDHUP, 0};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLHUP | POLLRDHUP | POLLERR)) return true;
+    char c;
+    return recv(ep_.peer_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+  }
+  // No socket to watch (a VM): the mediator bumps a heartbeat while it serves
+  // the region; one that stood still for seconds means the mediator is gone.
+  const auto* live = reinterpret_cast<const protocol::region_live*>(ep_.region + protocol::kLiveOffset);
+  const uint64_t beat = live->host_heartbeat.load(std::memory_order_acquire);
+  const auto now = clock_type::now();
+  if (beat != last_heartbeat_) {
+    last_heartbeat_ = beat;
+    heartbeat_seen_ = now;
+    return false;
+  }
+  return now - heartbeat_seen_ > std::chrono::seconds(3);
 }
 
 // Called after the spin phase found nothing: sleeps until something may have
@@ -119,7 +158,7 @@ cudaError_t guest_channel::submit(uint16_t call_id, uint16_t flags, const void* 
     if (clock_type::now() - start > std::chrono::nanoseconds(spin_ns_)) idle_wait(false, &round);
     else cpu_relax();
   }
-  ring_doorbell();
+  ring_doorbell(false, call_id, h.seq);
   *seq = next_seq_++;
   if (!(flags & protocol::kFlagPosted)) awaited_.push_back(*seq);
   return cudaSuccess;

@@ -6,6 +6,8 @@
 
 #include <cstdint>
 #include <atomic>
+#include <chrono>
+#include <string>
 #include <deque>
 
 #include <driver_types.h>
@@ -20,7 +22,9 @@ struct channel_endpoints {
   uint8_t* region = nullptr;
   protocol::region_header header{};  // validated copy
   uint32_t index = 0;                // the claimed channel
-  int doorbell_fd = -1;              // write 1 to ring the host (eventfd)
+  int doorbell_fd = -1;              // write 1 to ring the host (eventfd, local transport)
+  volatile uint32_t* doorbell_mmio = nullptr;  // or: BAR0's Doorbell register (a VM)
+  uint32_t generation = 0;           // of this process's claim on the channel
   int wake_fd = -1;                  // host signals it when we sleep; -1: poll with back-off
   int peer_fd = -1;                  // readable/hung up when the host is gone; -1: none
   int notify_wake_fd = -1;           // host signals it when the notify consumer sleeps; -1: poll
@@ -38,6 +42,10 @@ struct notify_port {
 class guest_channel {
  public:
   explicit guest_channel(const channel_endpoints& ep);
+
+  // Waits until the host has taken over the claimed channel (freed what a
+  // previous owner left, reset the rings); false and `why` after a timeout.
+  bool attach(std::string* why);
 
   uint8_t* data() const { return data_; }
   uint64_t data_size() const { return ep_.header.data_bytes; }
@@ -65,7 +73,7 @@ class guest_channel {
   int outstanding() const { return static_cast<int>(awaited_.size()); }
 
  private:
-  void ring_doorbell();
+  void ring_doorbell(bool force = false, uint16_t op = 0, uint64_t seq = 0);
   bool host_gone();
   void idle_wait(bool for_response, int* round);
 
@@ -76,6 +84,9 @@ class guest_channel {
   uint64_t next_seq_ = 1;
   std::deque<uint64_t> awaited_;  // seqs of sent requests whose responses are due, in order
   bool dead_ = false;
+  // Liveness of a host we cannot see through a socket (a VM): its heartbeat.
+  uint64_t last_heartbeat_ = 0;
+  std::chrono::steady_clock::time_point heartbeat_seen_{};
   int spin_ns_ = 20000;
 };
 

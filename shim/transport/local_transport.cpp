@@ -52,17 +52,19 @@ class local_transport final : public transport {
     if (base_ == MAP_FAILED) return fail(why, "mmap of the shared memory");
     std::memcpy(&header_, base_, sizeof header_);
     if (!protocol::validate_header(header_, size_, why)) return false;
-    if (!claim_channel(base_, header_, &index_, why)) return false;
+    uint32_t generation = 0;
+    if (!claim_channel(base_, header_, &index_, &generation, why)) return false;
     channel_endpoints ep;
     ep.region = base_;
     ep.header = header_;
     ep.index = index_;
     ep.doorbell_fd = v.host_vectors[0];
+    ep.generation = generation;
     ep.wake_fd = (header_.features & protocol::kFeatureHostWakeEventfd) ? v.own_vectors[0] : -1;
     ep.peer_fd = sock_;
     ep.notify_wake_fd = (header_.features & protocol::kFeatureHostWakeEventfd) ? v.own_vectors[1] : -1;
     channel_ = std::make_unique<guest_channel>(ep);
-    return true;
+    return channel_->attach(why);
   }
 
   guest_channel& channel() override { return *channel_; }

@@ -1,0 +1,31 @@
+// The VMs a mediator serves, from the config file's [vm.<id>] sections:
+//
+//   [vm.111]
+//   socket="/run/vgpu/vm111.sock"   # QEMU's ivshmem-doorbell chardev connects here
+//   region-size=268435456           # bytes of BAR2, a power of two
+//   channels=16                     # guest processes that can use the device at once
+//
+// Later issues add per-VM limits (memory, GPUs, share of GPU time) here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace caf {
+class actor_system_config;
+}
+
+namespace vgpu {
+
+struct vm_config {
+  std::string id;
+  std::string socket_path;
+  uint64_t region_size = 256ull << 20;
+  uint32_t channels = 16;
+};
+
+// Reads every [vm.<id>] section. False and `why` on a bad value.
+bool read_vm_configs(const caf::actor_system_config& cfg, std::vector<vm_config>* out, std::string* why);
+
+}  // namespace vgpu
