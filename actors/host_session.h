@@ -42,6 +42,8 @@ struct host_session {
   uint64_t id = 0;
   std::string vm_id;
   std::unique_ptr<stub::peer_link> link;
+  // The region pinned for DMA by the executor (released after the handlers).
+  std::shared_ptr<void> pinned_region;
   std::vector<channel_state> channels;
   std::atomic<uint64_t> processed{0};
   std::atomic<uint64_t> errors{0};

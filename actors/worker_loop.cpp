@@ -101,6 +101,11 @@ void worker_loop::apply_commands() {
       ev.events = EPOLLRDHUP;
       ev.data.u64 = s->id << 1 | kTagHangup;
       epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, s->link->sock.get(), &ev);
+      std::string why;
+      const auto& region = *s->link->region;
+      s->pinned_region = exec_.pin_region(region.base(), region.layout().region_bytes, &why);
+      if (!s->pinned_region && !why.empty())
+        spdlog::warn("[vgpu] vm_id={}: region not pinned ({}): copies go through the driver's staging", s->vm_id, why);
       sessions_.push_back(std::move(s));
     } else {
       end_session(c.detach_id, c.reason);
@@ -123,6 +128,7 @@ void worker_loop::end_session(uint64_t id, const std::string& reason) {
   // waits for its callbacks.
   for (auto& c : s->channels) c.notifier->mark_gone();
   s->channels.clear();  // destroys the handlers: memory, streams, events, context
+  s->pinned_region.reset();
   s->link.reset();
   if (s->endpoint_busy) s->endpoint_busy->store(false);
   session_count_.store(sessions_.size(), std::memory_order_relaxed);

@@ -30,6 +30,16 @@ class executor {
   virtual std::unique_ptr<api_handler> open_session(const session_info& info, std::string* why) = 0;
   // Device bytes currently allocated by all sessions (for logs and checks).
   virtual uint64_t bytes_in_use() const = 0;
+  // Makes a shared region DMA-able for the device (page-locked and known to
+  // the driver), so copies from and to its data areas need no staging copy.
+  // The region stays pinned while the returned token lives; nullptr when the
+  // executor has nothing to do (reference) or the driver refused (`why`).
+  virtual std::shared_ptr<void> pin_region(uint8_t* base, uint64_t bytes, std::string* why) {
+    (void)base;
+    (void)bytes;
+    (void)why;
+    return nullptr;
+  }
 };
 
 struct reference_options {

@@ -2,6 +2,7 @@
 // chunks, pipelined: while the host copies chunk k, the guest fills (H2D) or
 // drains (D2H) another slot. Device-to-device copies and memsets carry no data.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 
@@ -29,8 +30,18 @@ struct slots {
   uint64_t chunk;
   int count;
 };
+// VGPU_CHUNK_KB overrides the chunk size (for measurements).
+uint64_t max_chunk() {
+  static const uint64_t v = [] {
+    const char* e = std::getenv("VGPU_CHUNK_KB");
+    const long kb = e ? std::atol(e) : 0;
+    return kb >= 4 ? static_cast<uint64_t>(kb) << 10 : kMaxChunk;
+  }();
+  return v;
+}
+
 slots plan(const guest_channel& ch) {
-  const uint64_t chunk = std::min<uint64_t>(kMaxChunk, ch.data_size() / 2);
+  const uint64_t chunk = std::min<uint64_t>(max_chunk(), ch.data_size() / 2);
   const int count = static_cast<int>(std::min<uint64_t>(guest_channel::kMaxOutstanding, ch.data_size() / chunk));
   return {chunk, count};
 }

@@ -50,6 +50,40 @@ class cuda_executor final : public executor {
 
   uint64_t bytes_in_use() const override { return state_->used.load(std::memory_order_relaxed); }
 
+  // Registered PORTABLE, so every session's context (one per guest process)
+  // sees the region as pinned; a primary context is made current only for the
+  // registration call itself.
+  std::shared_ptr<void> pin_region(uint8_t* base, uint64_t bytes, std::string* why) override {
+    CUdevice dev = 0;
+    CUcontext primary = nullptr;
+    CUresult r = cuDeviceGet(&dev, kSessionDevice);
+    if (r == CUDA_SUCCESS) r = cuDevicePrimaryCtxRetain(&primary, dev);
+    if (r != CUDA_SUCCESS) {
+      *why = "cuDevicePrimaryCtxRetain: " + error_text(r);
+      return nullptr;
+    }
+    CUcontext previous = nullptr;
+    cuCtxGetCurrent(&previous);
+    cuCtxSetCurrent(primary);
+    r = cuMemHostRegister(base, bytes, CU_MEMHOSTREGISTER_PORTABLE);
+    cuCtxSetCurrent(previous);
+    if (r != CUDA_SUCCESS) {
+      cuDevicePrimaryCtxRelease(dev);
+      *why = "cuMemHostRegister: " + error_text(r);
+      return nullptr;
+    }
+    spdlog::info("[cuda-executor] shared region of {} MiB pinned for DMA", bytes >> 20);
+    return std::shared_ptr<void>(base, [primary, dev](void* p) {
+      CUcontext prev = nullptr;
+      cuCtxGetCurrent(&prev);
+      cuCtxSetCurrent(primary);
+      if (const CUresult u = cuMemHostUnregister(p); u != CUDA_SUCCESS)
+        spdlog::warn("[cuda-executor] cuMemHostUnregister failed: {}", error_name(u));
+      cuCtxSetCurrent(prev);
+      cuDevicePrimaryCtxRelease(dev);
+    });
+  }
+
  private:
   std::shared_ptr<shared_state> state_;
 };
