@@ -21,6 +21,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+
+#include "bench_common.h"
 #include <vector>
 
 __global__ void bench_empty() {}
@@ -53,31 +55,9 @@ void usage(FILE* to) {
                "Natively:     LD_LIBRARY_PATH=/usr/local/cuda/lib64 vgpu-kernel-bench\n");
 }
 
-bool parse_count(const char* s, long* out) {
-  if (!s || !*s) return false;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  if (*end != '\0' || v < 1 || v > 100000000) return false;
-  *out = v;
-  return true;
-}
-
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  const char* name = cudaGetErrorName(err);
-  const char* text = cudaGetErrorString(err);
-  std::fprintf(stderr, "vgpu-kernel-bench: %s returned %s (%d: %s)\n", what, name ? name : "?",
-               static_cast<int>(err), text ? text : "?");
-  std::exit(1);
-}
-#define CHECK(call) check((call), #call)
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return 0.0;
-  std::sort(v.begin(), v.end());
-  const size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
-  return v[std::min(i, v.size() - 1)];
-}
+using vgpu_bench::parse_count;
+using vgpu_bench::percentile;
+#define CHECK(call) vgpu_bench::check("vgpu-kernel-bench", (call), #call)
 
 void spread(const char* name, const std::vector<double>& v, const char* unit) {
   std::printf("vgpu-kernel-bench: %s p10 %.2f p90 %.2f %s (%zu samples)\n", name, percentile(v, 0.1),

@@ -23,6 +23,8 @@
 #include <string>
 #include <vector>
 
+#include "bench_common.h"
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -47,30 +49,10 @@ void usage(FILE* to) {
                "Natively:     LD_LIBRARY_PATH=/usr/local/cuda/lib64 vgpu-latency\n");
 }
 
-bool parse_count(const char* s, long* out) {
-  if (!s || !*s) return false;
-  char* end = nullptr;
-  long v = std::strtol(s, &end, 10);
-  if (*end != '\0' || v < 1 || v > 100000000) return false;
-  *out = v;
-  return true;
-}
+using vgpu_bench::parse_count;
+#define CHECK(call) vgpu_bench::check("vgpu-latency", (call), #call)
 
-void check(cudaError_t err, const char* what) {
-  if (err == cudaSuccess) return;
-  const char* name = cudaGetErrorName(err);
-  const char* text = cudaGetErrorString(err);
-  std::fprintf(stderr, "vgpu-latency: %s returned %s (%d: %s)\n", what, name ? name : "?",
-               static_cast<int>(err), text ? text : "?");
-  std::exit(1);
-}
-#define CHECK(call) check((call), #call)
-
-double percentile(const std::vector<double>& sorted, double p) {
-  if (sorted.empty()) return 0.0;
-  size_t i = static_cast<size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
-  return sorted[std::min(i, sorted.size() - 1)];
-}
+double percentile(const std::vector<double>& sorted, double p) { return vgpu_bench::percentile_sorted(sorted, p); }
 
 void measure(const char* name, long warmup, long iters, const std::function<void()>& once) {
   for (long i = 0; i < warmup; ++i) once();
