@@ -2,10 +2,14 @@
 // worker threads and the actor system, listens on the socket, and runs until
 // SIGINT or SIGTERM.
 #include <signal.h>
+#include <grp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 #include <spdlog/sinks/basic_file_sink.h>
@@ -26,6 +30,8 @@ struct mediator_config : caf::actor_system_config {
   mediator_config() {
     opt_group{custom_options_, "mediator"}
         .add(o.socket_path, "socket-path", "UNIX socket local guest processes connect to (empty: none); VMs: [vm.<id>] sections")
+        .add(o.socket_group, "socket-group", "group of every socket (e.g. kvm, so libvirt's QEMU may connect)")
+        .add(o.socket_mode, "socket-mode", "octal mode of every socket, e.g. \"0660\" (default: the umask's)")
         .add(o.executor, "executor", "auto | cuda | reference (auto: cuda when a GPU is usable)")
         .add(o.workers_per_gpu, "workers-per-gpu", "GPU worker threads per device")
         .add(o.log_level, "log-level", "trace | debug | info | warn | error (debug: one line per call)")
@@ -121,7 +127,26 @@ int run(mediator_config& cfg) {
     std::error_code ec;
     if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path(), ec);
     auto server = stub::ivshmem_server::listen(path, &why);
-    if (!server) spdlog::error("[vgpu] {}", why);
+    if (!server) {
+      spdlog::error("[vgpu] {}", why);
+      return server;
+    }
+    // Who may connect: QEMU often runs as another user (libvirt-qemu, group kvm).
+    if (!o.socket_group.empty()) {
+      const group* g = getgrnam(o.socket_group.c_str());
+      if (!g || chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+        spdlog::error("[vgpu] socket-group {}: {}", o.socket_group, g ? std::strerror(errno) : "no such group");
+        return nullptr;
+      }
+    }
+    if (!o.socket_mode.empty()) {
+      char* end = nullptr;
+      const long mode = std::strtol(o.socket_mode.c_str(), &end, 8);
+      if (*end != '\0' || mode < 0 || mode > 0777 || chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
+        spdlog::error("[vgpu] socket-mode '{}': an octal mode such as 0660 is needed", o.socket_mode);
+        return nullptr;
+      }
+    }
     return server;
   };
   if (!o.socket_path.empty()) {

@@ -9,6 +9,8 @@ namespace vgpu {
 
 struct mediator_options {
   std::string socket_path = "/run/vgpu/local.sock";
+  std::string socket_group;  // group given every socket (e.g. kvm for libvirt's QEMU); empty: unchanged
+  std::string socket_mode;   // octal mode of every socket, e.g. "0660"; empty: what the umask leaves
   std::string executor = "auto";  // auto | cuda | reference
   int workers_per_gpu = 1;
   std::string log_level = "info";

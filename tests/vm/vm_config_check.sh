@@ -101,6 +101,26 @@ socket=\"$TMP/b.sock\"
 [vm.112]
 socket=\"$TMP/b.sock\""
 refused nothing-to-serve "nothing to serve: socket-path is empty and no [vm.<id>] section is configured" "$base"
+refused region-too-small "vm.111: region too small" "$base
+[vm.111]
+socket=\"$TMP/c.sock\"
+region-size=1048576
+channels=16"
+
+# --- who may connect: socket-group and socket-mode ---------------------------------------
+"$MEDIATOR" --mediator.socket-path="$TMP/mode.sock" --mediator.executor=reference \
+  --mediator.socket-mode=0660 --mediator.socket-group="$(id -gn)" >"$TMP/mode.out" 2>&1 &
+mode_pid=$!
+for _ in $(seq 1 100); do [[ -S "$TMP/mode.sock" ]] && break; sleep 0.1; done
+mode="$(stat -c %a "$TMP/mode.sock" 2>/dev/null || echo none)"
+group="$(stat -c %G "$TMP/mode.sock" 2>/dev/null || echo none)"
+kill "$mode_pid" 2>/dev/null
+wait "$mode_pid" 2>/dev/null
+if [[ "$mode" == 660 && "$group" == "$(id -gn)" ]]; then
+  echo "config.vm_example: PASS: socket-mode 0660 and socket-group $group applied to the socket"
+else
+  problems+=("socket-mode/socket-group: the socket has mode $mode group $group: $(tr '\n' ' ' <"$TMP/mode.out")")
+fi
 
 if ((${#problems[@]})); then
   for p in "${problems[@]}"; do echo "config.vm_example: FAIL: $p"; done
