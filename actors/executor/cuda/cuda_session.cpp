@@ -391,11 +391,26 @@ cudaError_t cuda_session::on_vgpuMemcpyHtoD(call_context& c, uint64_t dst, const
     return st;
   }
   if (flags & kAsyncFlag) {
-    // From pageable memory the driver has staged the source before it
-    // returns, so the data area may be reused once we reply.
-    return check(cuMemcpyHtoDAsync(dst, src.data, src.size, s), "cuMemcpyHtoDAsync", c);
+    // The data area is pinned (executor::pin_region), so the copy really is
+    // asynchronous: the guest may reuse the chunk's slot only after it read
+    // the reply, which therefore waits for the copy (deferred, never blocking).
+    if (cudaError_t st = check(cuMemcpyHtoDAsync(dst, src.data, src.size, s), "cuMemcpyHtoDAsync", c);
+        st != cudaSuccess) {
+      return st;
+    }
+    return reply_when_done(c, s);
   }
   return check(cuMemcpyHtoD(dst, src.data, src.size), "cuMemcpyHtoD", c);
+}
+
+cudaError_t cuda_session::reply_when_done(call_context& c, CUstream s) {
+  std::unique_ptr<polled_event> ev;
+  if (cudaError_t st = check(record_polled(ctx_.get(), s, &ev), "cuEventRecord", c); st != cudaSuccess) return st;
+  c.defer = [ctx = ctx_.get(), ev = std::shared_ptr<polled_event>(std::move(ev))]() -> std::optional<cudaError_t> {
+    if (const CUresult r = make_current(ctx); r != CUDA_SUCCESS) return to_cuda_error(r);
+    return query_status(cuEventQuery(ev->get()));
+  };
+  return cudaSuccess;
 }
 
 cudaError_t cuda_session::on_vgpuMemcpyDtoH(call_context& c, mut_bytes dst, uint64_t src,
@@ -413,10 +428,9 @@ cudaError_t cuda_session::on_vgpuMemcpyDtoH(call_context& c, mut_bytes dst, uint
         st != cudaSuccess) {
       return st;
     }
-    // The bytes must be in the data area when the reply goes back.
-    // issue 3/7: the worker must not block on the GPU; replace by a reply
-    // sent when the copy completes (pipelined, completion-driven replies).
-    return check(cuStreamSynchronize(s), "cuStreamSynchronize", c);
+    // The bytes must be in the data area when the reply goes back: it is sent
+    // when the copy completes, and the worker serves others meanwhile.
+    return reply_when_done(c, s);
   }
   return check(cuMemcpyDtoH(dst.data, src, dst.size), "cuMemcpyDtoH", c);
 }
@@ -496,17 +510,7 @@ cudaError_t cuda_session::on_cudaStreamSynchronize(call_context& c, uint64_t str
   // Not there yet: the reply goes out when a private event recorded here
   // completes (the worker polls it, serving others meanwhile). The event, not
   // the stream, is polled: the stream may be gone by then.
-  std::unique_ptr<polled_event> ev;
-  if (cudaError_t st = check(record_polled(ctx_.get(), s, &ev), "cuEventRecord", c);
-      st != cudaSuccess) {
-    return st;
-  }
-  c.defer = [ctx = ctx_.get(), ev = std::shared_ptr<polled_event>(std::move(ev))]()
-      -> std::optional<cudaError_t> {
-    if (const CUresult r = make_current(ctx); r != CUDA_SUCCESS) return to_cuda_error(r);
-    return query_status(cuEventQuery(ev->get()));
-  };
-  return cudaSuccess;
+  return reply_when_done(c, s);
 }
 
 cudaError_t cuda_session::on_cudaStreamQuery(call_context& c, uint64_t stream) {

@@ -74,6 +74,9 @@ class cuda_session final : public api_handler {
 
   // cudaSuccess, or the driver failure logged at debug and mapped.
   cudaError_t check(CUresult r, const char* what, const call_context& c) const;
+  // Sets a deferred reply that goes out when everything queued on `s` so far
+  // has completed (a private event recorded now, polled by the worker).
+  cudaError_t reply_when_done(call_context& c, CUstream s);
   // Guest stream id -> CUstream (builtins included); false for an unknown id.
   bool resolve_stream(uint64_t id, CUstream* out);
   CUevent find_event(uint64_t id);
