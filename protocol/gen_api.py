@@ -12,7 +12,11 @@ One description, many outputs, so that no function's encoding is written twice:
   host_handler.h     the interface an executor implements          (actors/executor)
   host_dispatch.cpp  call id -> decode -> handler method, the one table
 
-usage: gen_api.py API_FILE EXPORTS_LIST OUT_DIR
+usage: gen_api.py API_FILE EXPORTS_LIST OUT_DIR [DRIVER_API_FILE DRIVER_EXPORTS_LIST]
+
+With the driver API's description (protocol/api/cuda.api) it also writes
+  driver_unsupported.cpp  every libcuda.so.1 name vgpu does not implement: CUDA_ERROR_NOT_SUPPORTED
+  libcuda.map             libcuda.so.1's export list (NVIDIA's has no symbol versions)
 """
 import os
 import re
@@ -479,7 +483,42 @@ cudaError_t dispatch(api_handler& h, call_context& ctx, const protocol::msg_head
 """
 
 
+def gen_driver(api, exports_path, out):
+    calls, local = parse(api)
+    if calls:
+        sys.exit(f"{api}: driver calls reuse the runtime's wire calls for now; only 'local' lines")
+    exports = [l.strip() for l in open(exports_path) if l.strip()]
+    for n in local:
+        if n not in exports:
+            sys.exit(f"{api}: {n} is not a name libcuda.so.1 exports (typo?)")
+    rest = [n for n in exports if n not in set(local)]
+    fns = "\n".join(f'extern "C" int {n}() {{ return vgpu::shim::driver_not_supported("{n}"); }}' for n in rest)
+    write(out, "driver_unsupported.cpp", f"""{HEADER}// Every name NVIDIA's libcuda.so.1 exports that vgpu does not implement yet:
+// CUDA_ERROR_NOT_SUPPORTED and one log line, never a crash or a fake success.
+// Compiled without the CUDA headers: these do not claim NVIDIA's signatures.
+#include "shim/cuda/driver_unsupported.h"
+
+{fns}
+""")
+    names = "\n".join(f"    {n};" for n in sorted(set(exports)))
+    write(out, "libcuda.map", f"""/* {HEADER.strip()[3:]} */
+{{
+  global:
+{names}
+    extern "C++" {{
+      vgpu::*;
+    }};
+  local:
+    *;
+}};
+""")
+
+
 def main():
+    if len(sys.argv) == 6:
+        os.makedirs(sys.argv[3], exist_ok=True)
+        gen_driver(sys.argv[4], sys.argv[5], sys.argv[3])
+        sys.argv = sys.argv[:4]
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     api, exports_path, out = sys.argv[1:]

@@ -292,6 +292,8 @@ run_checks() {
   done
   concurrent "guest-test integrity x4 concurrent" vgpu 4 vgpu-guest-test integrity
   concurrent "guest-test integrity x4 concurrent" native 4 vgpu-guest-test integrity
+  check "driver-test" vgpu vgpu-driver-test --expect-vgpu
+  check "driver-test" native vgpu-driver-test
   check "vgpu-demo" vgpu vgpu-demo
   check "vgpu-demo" native vgpu-demo
   check "vgpu-latency" vgpu vgpu-latency --iters "$ITERS"

@@ -36,7 +36,7 @@ warn() { printf 'package-device: warning: %s\n' "$*" >&2; }
 die() { printf 'package-device: error: %s\n' "$*" >&2; exit 1; }
 
 REQUIRED_BINS=(vgpu-mediator)
-GUEST_BINS=(vgpu-guest-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
+GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
 # Guest libraries that go beside the guest programs in bin/.
 GUEST_LIBS=(libvgpu_kernels_dl.so)
 MODULE="$BUILD_DIR/lib/libvgpu-executor-cuda.so"
@@ -48,6 +48,7 @@ for b in "${REQUIRED_BINS[@]}"; do
 done
 [[ -f "$MODULE" ]] || die "$MODULE is missing (the cuda executor; VGPU_BUILD_CUDA_EXECUTOR=ON?)"
 [[ -e "$SHIM_DIR/libcudart.so.13" ]] || die "$SHIM_DIR/libcudart.so.13 (the guest shim) is missing"
+[[ -e "$SHIM_DIR/libcuda.so.1" ]] || die "$SHIM_DIR/libcuda.so.1 (the guest driver shim) is missing"
 
 rm -rf "$PKG"
 mkdir -p "$PKG/bin" "$PKG/lib" "$PKG/shim" "$PKG/deps"

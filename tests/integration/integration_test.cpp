@@ -64,6 +64,13 @@ class MediatorTest : public MediatorFixture {
 
 TEST_F(MediatorTest, Device) { run_guest("device", {"device", "--expect-vgpu"}); }
 
+// The driver API (our libcuda.so.1): Ollama's discovery sequence, memory and
+// copies, entry points by name, errors; and driver and runtime sharing one session.
+TEST_F(MediatorTest, DriverApi) {
+  guest g = start("driver", VGPU_DRIVER_TEST_PATH, {"--expect-vgpu"});
+  finish(g);
+}
+
 TEST_F(MediatorTest, Integrity) { run_guest("integrity", {"integrity", "--seed", "1", "--expect-vgpu"}); }
 
 TEST_F(MediatorTest, Async) { run_guest("async", {"async", "--expect-vgpu"}); }

@@ -1,0 +1,161 @@
+// vgpu-driver-test: a guest program using the CUDA driver API (libcuda.so.1)
+// as Ollama's GPU discovery and driver-API programs do, and mixing it with the
+// runtime in one process. Linked against NVIDIA's libraries; run with vgpu's
+// shim folder first on LD_LIBRARY_PATH it goes through vgpu, and natively it
+// must pass the same way.
+//
+//   vgpu-driver-test [--expect-vgpu]      prints PASS/FAIL lines, exits 1 on any failure
+#include <cuda.h>
+#include <cuda_runtime_api.h>
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+int g_failures = 0;
+
+void check(bool ok, const std::string& what, const std::string& detail = "") {
+  if (ok) {
+    std::printf("PASS %s\n", what.c_str());
+  } else {
+    std::printf("FAIL %s%s%s\n", what.c_str(), detail.empty() ? "" : ": ", detail.c_str());
+    ++g_failures;
+  }
+}
+
+std::string name_of(CUresult r) {
+  const char* n = nullptr;
+  cuGetErrorName(r, &n);
+  return n ? n : std::to_string(static_cast<int>(r));
+}
+
+bool ok_cu(CUresult r, const std::string& what) {
+  check(r == CUDA_SUCCESS, what, name_of(r));
+  return r == CUDA_SUCCESS;
+}
+
+std::vector<unsigned char> random_bytes(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::vector<unsigned char> v(n);
+  for (auto& b : v) b = static_cast<unsigned char>(gen() % 255 + 1);  // never zero
+  return v;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const bool expect_vgpu = argc > 1 && std::strcmp(argv[1], "--expect-vgpu") == 0;
+  if (expect_vgpu) check(dlsym(RTLD_DEFAULT, "vgpuShimInfo") != nullptr, "running through vgpu's shim");
+
+  // Before cuInit the driver refuses.
+  int count = -1;
+  check(cuDeviceGetCount(&count) == CUDA_ERROR_NOT_INITIALIZED, "cuDeviceGetCount before cuInit is refused");
+
+  // Ollama's discovery sequence.
+  if (!ok_cu(cuInit(0), "cuInit")) return 1;
+  int version = 0;
+  ok_cu(cuDriverGetVersion(&version), "cuDriverGetVersion");
+  check(version >= 13000, "driver version >= 13000", std::to_string(version));
+  ok_cu(cuDeviceGetCount(&count), "cuDeviceGetCount");
+  check(count >= 1, "at least one device");
+  CUdevice dev = -1;
+  ok_cu(cuDeviceGet(&dev, 0), "cuDeviceGet(0)");
+  check(cuDeviceGet(&dev, count) == CUDA_ERROR_INVALID_DEVICE, "cuDeviceGet past the count is refused");
+  ok_cu(cuDeviceGet(&dev, 0), "cuDeviceGet(0) again");
+  int major = 0, minor = -1;
+  ok_cu(cuDeviceGetAttribute(&major, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, dev), "compute capability major");
+  ok_cu(cuDeviceGetAttribute(&minor, CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, dev), "compute capability minor");
+  cudaDeviceProp props;
+  if (cudaGetDeviceProperties(&props, 0) == cudaSuccess) {
+    check(major == props.major && minor == props.minor, "driver and runtime agree on the compute capability");
+    CUuuid uuid{};
+    ok_cu(cuDeviceGetUuid(&uuid, dev), "cuDeviceGetUuid");
+    check(std::memcmp(uuid.bytes, props.uuid.bytes, 16) == 0, "driver and runtime agree on the UUID");
+    char name[256] = {};
+    ok_cu(cuDeviceGetName(name, sizeof name, dev), "cuDeviceGetName");
+    check(std::strcmp(name, props.name) == 0, "driver and runtime agree on the name", name);
+    size_t total = 0;
+    ok_cu(cuDeviceTotalMem(&total, dev), "cuDeviceTotalMem");
+    check(total == props.totalGlobalMem, "driver and runtime agree on the total memory");
+  } else {
+    check(false, "cudaGetDeviceProperties");
+  }
+  char bus[32] = {};
+  ok_cu(cuDeviceGetPCIBusId(bus, sizeof bus, dev), "cuDeviceGetPCIBusId");
+  check(std::strlen(bus) >= 12, "PCI bus id looks like dddd:bb:dd.f", bus);
+
+  CUcontext ctx = nullptr;
+  if (!ok_cu(cuCtxCreate(&ctx, nullptr, 0, dev), "cuCtxCreate")) return 1;
+  CUcontext current = nullptr;
+  ok_cu(cuCtxGetCurrent(&current), "cuCtxGetCurrent");
+  check(current == ctx, "the created context is current");
+  size_t free_b = 0, total_b = 0;
+  ok_cu(cuMemGetInfo(&free_b, &total_b), "cuMemGetInfo");
+  check(free_b > 0 && free_b <= total_b, "0 < free <= total");
+
+  // Memory and copies.
+  const size_t n = (4u << 20) + 3;
+  const auto a = random_bytes(n, 7);
+  CUdeviceptr d1 = 0, d2 = 0;
+  ok_cu(cuMemAlloc(&d1, n), "cuMemAlloc d1");
+  ok_cu(cuMemAlloc(&d2, n), "cuMemAlloc d2");
+  ok_cu(cuMemcpyHtoD(d1, a.data(), n), "cuMemcpyHtoD");
+  ok_cu(cuMemcpyDtoD(d2, d1, n), "cuMemcpyDtoD");
+  std::vector<unsigned char> back(n, 0);
+  ok_cu(cuMemcpyDtoH(back.data(), d2, n), "cuMemcpyDtoH");
+  check(back == a, "driver round trip H2D -> D2D -> D2H byte for byte");
+  ok_cu(cuMemsetD8(d2, 0x5a, 1000), "cuMemsetD8");
+  ok_cu(cuMemcpyDtoH(back.data(), d2, 1000), "cuMemcpyDtoH after memset");
+  bool set = true;
+  for (size_t i = 0; i < 1000; ++i) set &= back[i] == 0x5a;
+  check(set, "memset bytes read back");
+  ok_cu(cuCtxSynchronize(), "cuCtxSynchronize");
+
+  // Driver and runtime share one context: memory of one works with the other.
+  void* rt = nullptr;
+  if (cudaMalloc(&rt, n) == cudaSuccess) {
+    ok_cu(cuMemcpyHtoD(reinterpret_cast<CUdeviceptr>(rt), a.data(), n), "cuMemcpyHtoD into cudaMalloc'd memory");
+    std::vector<unsigned char> rb(n, 0);
+    check(cudaMemcpy(rb.data(), rt, n, cudaMemcpyDeviceToHost) == cudaSuccess && rb == a,
+          "runtime reads back what the driver wrote");
+    cudaFree(rt);
+  } else {
+    check(false, "cudaMalloc");
+  }
+
+  // Entry points by name.
+  void* fn = nullptr;
+  CUdriverProcAddressQueryResult status{};
+  ok_cu(cuGetProcAddress("cuMemGetInfo", &fn, 13000, CU_GET_PROC_ADDRESS_DEFAULT, &status),
+        "cuGetProcAddress(cuMemGetInfo)");
+  if (fn) {
+    auto mem_get_info = reinterpret_cast<CUresult (*)(size_t*, size_t*)>(fn);
+    size_t f2 = 0, t2 = 0;
+    check(mem_get_info(&f2, &t2) == CUDA_SUCCESS && t2 == total_b, "the function cuGetProcAddress gave works");
+  }
+  check(cuGetProcAddress("cuNoSuchFunction", &fn, 13000, CU_GET_PROC_ADDRESS_DEFAULT, &status) ==
+                CUDA_ERROR_NOT_FOUND &&
+            status == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND,
+        "cuGetProcAddress of an unknown name: CUDA_ERROR_NOT_FOUND");
+
+  // Errors.
+  check(cuMemFree(static_cast<CUdeviceptr>(0x1234500)) == CUDA_ERROR_INVALID_VALUE,
+        "cuMemFree of a pointer never allocated: CUDA_ERROR_INVALID_VALUE");
+  check(cuMemcpyHtoD(d1, a.data(), n + 1) == CUDA_ERROR_INVALID_VALUE,
+        "cuMemcpyHtoD past the end: CUDA_ERROR_INVALID_VALUE");
+  const char* text = nullptr;
+  check(cuGetErrorName(CUDA_ERROR_INVALID_VALUE, &text) == CUDA_SUCCESS && text &&
+            std::strcmp(text, "CUDA_ERROR_INVALID_VALUE") == 0,
+        "cuGetErrorName");
+
+  ok_cu(cuMemFree(d1), "cuMemFree d1");
+  ok_cu(cuMemFree(d2), "cuMemFree d2");
+  ok_cu(cuCtxDestroy(ctx), "cuCtxDestroy");
+  std::printf("SUMMARY driver: %d failed\n", g_failures);
+  return g_failures == 0 ? 0 : 1;
+}
