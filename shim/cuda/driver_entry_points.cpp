@@ -66,7 +66,12 @@ extern "C" CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cuda
   }
   VGPU_GLOG(warn, "[cuda-transport] cuGetProcAddress: %s (version %d) is not a driver function vgpu knows", symbol,
             cudaVersion);
-  if (symbolStatus) *symbolStatus = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+  // As NVIDIA's driver answers (measured on the H100): success with the
+  // status saying not found; a caller that passed no status gets the error.
+  if (symbolStatus) {
+    *symbolStatus = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
+    return CUDA_SUCCESS;
+  }
   return CUDA_ERROR_NOT_FOUND;
 }
 
