@@ -116,6 +116,29 @@ int main(int argc, char** argv) {
   check(set, "memset bytes read back");
   ok_cu(cuCtxSynchronize(), "cuCtxSynchronize");
 
+  // Streams and events: an asynchronous copy ordered by an event on another stream.
+  CUstream s1 = nullptr, s2 = nullptr;
+  CUevent e1 = nullptr, e2 = nullptr;
+  if (ok_cu(cuStreamCreate(&s1, CU_STREAM_NON_BLOCKING), "cuStreamCreate") &&
+      ok_cu(cuStreamCreateWithPriority(&s2, CU_STREAM_NON_BLOCKING, 0), "cuStreamCreateWithPriority") &&
+      ok_cu(cuEventCreate(&e1, CU_EVENT_DEFAULT), "cuEventCreate e1") &&
+      ok_cu(cuEventCreate(&e2, CU_EVENT_DEFAULT), "cuEventCreate e2")) {
+    ok_cu(cuEventRecord(e1, s1), "cuEventRecord e1");
+    ok_cu(cuStreamWaitEvent(s2, e1, 0), "cuStreamWaitEvent");
+    ok_cu(cuEventRecord(e2, s2), "cuEventRecord e2");
+    ok_cu(cuStreamSynchronize(s2), "cuStreamSynchronize");
+    ok_cu(cuEventSynchronize(e2), "cuEventSynchronize");
+    check(cuEventQuery(e2) == CUDA_SUCCESS, "cuEventQuery after synchronize");
+    check(cuStreamQuery(s1) == CUDA_SUCCESS, "cuStreamQuery of an idle stream");
+    float ms = -1.0f;
+    ok_cu(cuEventElapsedTime(&ms, e1, e2), "cuEventElapsedTime");
+    check(ms >= 0.0f, "elapsed time >= 0");
+    ok_cu(cuEventDestroy(e1), "cuEventDestroy e1");
+    ok_cu(cuEventDestroy(e2), "cuEventDestroy e2");
+    ok_cu(cuStreamDestroy(s1), "cuStreamDestroy s1");
+    ok_cu(cuStreamDestroy(s2), "cuStreamDestroy s2");
+  }
+
   // Driver and runtime share one context: memory of one works with the other.
   void* rt = nullptr;
   if (cudaMalloc(&rt, n) == cudaSuccess) {
