@@ -39,7 +39,8 @@ using session_actor = caf::typed_actor<caf::reacts_to<ended_atom, std::string>>;
 // The supervisor: places new sessions on workers, hears when they end, logs totals.
 using supervisor_actor = caf::typed_actor<
     caf::reacts_to<connected_atom, session_ptr>,
-    caf::reacts_to<done_atom, uint64_t, std::string, std::string, uint64_t>,
+    // session id, vm id, why it ended, calls processed, calls that failed, data-area bytes
+    caf::reacts_to<done_atom, uint64_t, std::string, std::string, uint64_t, uint64_t, uint64_t>,
     caf::reacts_to<tick_atom>>;
 
 gpu_worker_actor spawn_gpu_worker(caf::actor_system& sys, std::shared_ptr<worker_loop> loop);

@@ -47,8 +47,7 @@ struct host_session {
   std::vector<channel_state> channels;
   std::atomic<uint64_t> processed{0};
   std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> bytes_in{0};   // guest to host, through the data area
-  std::atomic<uint64_t> bytes_out{0};  // host to guest
+  std::atomic<uint64_t> data_bytes{0};  // bulk bytes moved through the data area, either way
   bool is_vm = false;  // a VM's QEMU (several guest processes), not one local process
   // Cleared when the session ends, so its endpoint accepts the next connection.
   std::shared_ptr<std::atomic<bool>> endpoint_busy;

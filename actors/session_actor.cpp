@@ -28,7 +28,8 @@ session_actor::behavior_type session(session_actor::stateful_pointer<session_sta
       [self, supervisor](ended_atom, const std::string& reason) {
         auto& st = self->state.session;
         self->send(supervisor, done_atom::value, st->id, st->vm_id, reason,
-                   st->processed.load(std::memory_order_relaxed));
+                   st->processed.load(std::memory_order_relaxed), st->errors.load(std::memory_order_relaxed),
+                   st->data_bytes.load(std::memory_order_relaxed));
         self->state.session.reset();
         self->quit();
       },

@@ -47,10 +47,12 @@ supervisor_actor::behavior_type supervisor(supervisor_actor::stateful_pointer<su
         const uint64_t id = s->id;
         st.sessions.emplace(id, spawn_session(self->system(), std::move(s), st.workers[best], self));
       },
-      [self](done_atom, uint64_t id, const std::string& vm_id, const std::string& reason, uint64_t processed) {
+      [self](done_atom, uint64_t id, const std::string& vm_id, const std::string& reason, uint64_t processed,
+             uint64_t failed, uint64_t data_bytes) {
         self->state.sessions.erase(id);
-        spdlog::info("[vgpu] vm_id={}: session {} ended ({}): {} calls processed. Total processed: {}", vm_id, id,
-                     reason, processed, total_processed(self->state));
+        spdlog::info("[vgpu] vm_id={}: session {} ended ({}): {} calls processed ({} failed, {} MiB of data). "
+                     "Total processed: {}",
+                     vm_id, id, reason, processed, failed, data_bytes >> 20, total_processed(self->state));
       },
       [self](tick_atom) {
         auto& st = self->state;

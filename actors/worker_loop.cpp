@@ -225,7 +225,7 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     const protocol::call_traits t = protocol::traits_of(m.call_id);
     s.processed.fetch_add(1, std::memory_order_relaxed);
     processed_.fetch_add(1, std::memory_order_relaxed);
-    s.bytes_in.fetch_add(m.data_len, std::memory_order_relaxed);
+    s.data_bytes.fetch_add(m.data_len, std::memory_order_relaxed);
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("[vgpu] vm_id={}: CUDA DOORBELL RING (op=0x{:04x} {}, seq={}, args={}, data={})", s.vm_id,
                     m.call_id, call_name_or_unknown(m.call_id), m.seq, m.arg_len, m.data_len);
@@ -267,7 +267,6 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
       c.waiting_header = m;
       break;
     }
-    s.bytes_out.fetch_add(reply_len, std::memory_order_relaxed);
     reply(s, c, m, with_deferred_error(c, t, status), reply_buf, reply_len);
   }
   if (did) c.channel.wake_guest_if_sleeping();
