@@ -77,6 +77,12 @@ namespace {
 thread_local int t_device = 0;
 }  // namespace
 
+bool channel_connected() {
+  auto& s = state();
+  std::lock_guard<std::mutex> lock(s.mutex);
+  return s.t && !s.t->channel().dead();
+}
+
 void set_thread_device(int device) { t_device = device; }
 int thread_device() { return t_device; }
 
