@@ -293,7 +293,7 @@ want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
 
 # The test programs of the guest libraries beyond libcudart and libcuda; each
 # runs once through vgpu and once natively when the package has it.
-LIB_TESTS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test)
+LIB_TESTS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-ggml-pattern)
 
 run_checks() {
   echo "---------------------------------------------------------------- checks"

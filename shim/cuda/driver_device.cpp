@@ -9,6 +9,7 @@
 
 #include "guest_remote.h"
 #include "shim/cuda/driver_common.h"
+#include "shim/transport/guest_call.h"
 
 namespace vgpu::shim {
 namespace {
@@ -22,7 +23,11 @@ CUresult device_props(CUdevice dev, cudaDeviceProp* p) {
 }
 }  // namespace
 
-bool driver_initialised() { return g_initialised.load(std::memory_order_acquire); }
+// The runtime initialises the driver on its first call, as NVIDIA's does
+// (PyTorch uses the driver API after the runtime without calling cuInit).
+bool driver_initialised() {
+  return g_initialised.load(std::memory_order_acquire) || channel_connected();
+}
 
 }  // namespace vgpu::shim
 

@@ -15,8 +15,8 @@ namespace vgpu::shim {
 void set_thread_device(int device);
 int thread_device();
 
-// The process holds a live channel to the mediator (some call has connected
-// it): what NVIDIA's runtime would call "the primary context is in use".
+// The process has connected to the mediator (some call did): what NVIDIA's
+// runtime would call "the driver is initialised, the primary context in use".
 bool channel_connected();
 
 // One synchronous call: locks the process's channel, sends, waits. `tail`

@@ -246,6 +246,17 @@ cudaError_t cuda_session::on_cudaDriverGetVersion(call_context& c, int32_t* driv
   return st;
 }
 
+cudaError_t cuda_session::on_cudaDeviceGetStreamPriorityRange(call_context& c, int32_t* least,
+                                                             int32_t* greatest) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  int lo = 0, hi = 0;
+  const cudaError_t st =
+      check(cuCtxGetStreamPriorityRange(&lo, &hi), "cuCtxGetStreamPriorityRange", c);
+  *least = lo;
+  *greatest = hi;
+  return st;
+}
+
 cudaError_t cuda_session::on_cudaGetDeviceProperties(call_context& c, cudaDeviceProp* prop,
                                                      int32_t device) {
   VGPU_IN_SESSION_CONTEXT(c);

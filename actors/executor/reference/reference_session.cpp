@@ -76,6 +76,14 @@ cudaError_t reference_session::on_cudaDriverGetVersion(call_context&, int32_t* d
   return cudaSuccess;
 }
 
+// The range an H100 reports; the reference executor runs every stream alike.
+cudaError_t reference_session::on_cudaDeviceGetStreamPriorityRange(call_context&, int32_t* least,
+                                                                  int32_t* greatest) {
+  *least = 0;
+  *greatest = -5;
+  return cudaSuccess;
+}
+
 cudaError_t reference_session::on_cudaGetDeviceProperties(call_context& ctx, cudaDeviceProp* prop,
                                                           int32_t device) {
   if (!device_ok(device)) {
