@@ -257,6 +257,27 @@ cudaError_t cuda_session::on_cudaDeviceGetStreamPriorityRange(call_context& c, i
   return st;
 }
 
+// cudaLimit and CUlimit share their numbering.
+cudaError_t cuda_session::on_cudaDeviceSetLimit(call_context& c, int32_t limit, uint64_t value) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  return check(cuCtxSetLimit(static_cast<CUlimit>(limit), value), "cuCtxSetLimit", c);
+}
+
+cudaError_t cuda_session::on_cudaDeviceGetLimit(call_context& c, uint64_t* pValue, int32_t limit) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  size_t v = 0;
+  const cudaError_t st = check(cuCtxGetLimit(&v, static_cast<CUlimit>(limit)), "cuCtxGetLimit", c);
+  *pValue = v;
+  return st;
+}
+
+cudaError_t cuda_session::on_cudaCtxResetPersistingL2Cache(call_context& c) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  return check(cuCtxResetPersistingL2Cache(), "cuCtxResetPersistingL2Cache", c);
+}
+
 cudaError_t cuda_session::on_cudaGetDeviceProperties(call_context& c, cudaDeviceProp* prop,
                                                      int32_t device) {
   VGPU_IN_SESSION_CONTEXT(c);
@@ -531,6 +552,74 @@ cudaError_t cuda_session::on_cudaStreamQuery(call_context& c, uint64_t stream) {
   return check(cuStreamQuery(s), "cuStreamQuery", c);
 }
 
+cudaError_t cuda_session::on_cudaStreamGetPriority(call_context& c, uint64_t stream,
+                                                   int32_t* priority) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetPriority", "stream", stream, c);
+  int p = 0;
+  const cudaError_t st = check(cuStreamGetPriority(s, &p), "cuStreamGetPriority", c);
+  *priority = p;
+  return st;
+}
+
+cudaError_t cuda_session::on_cudaStreamGetFlags(call_context& c, uint64_t stream, uint32_t* flags) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetFlags", "stream", stream, c);
+  unsigned f = 0;
+  const cudaError_t st = check(cuStreamGetFlags(s, &f), "cuStreamGetFlags", c);
+  *flags = f;
+  return st;
+}
+
+cudaError_t cuda_session::on_cudaStreamGetId(call_context& c, uint64_t stream, uint64_t* streamId) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetId", "stream", stream, c);
+  unsigned long long id = 0;
+  const cudaError_t st = check(cuStreamGetId(s, &id), "cuStreamGetId", c);
+  *streamId = id;
+  return st;
+}
+
+// Every stream of a session lives in its context, on the session's device.
+cudaError_t cuda_session::on_cudaStreamGetDevice(call_context& c, uint64_t stream, int32_t* device) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetDevice", "stream", stream, c);
+  *device = device_;
+  return cudaSuccess;
+}
+
+// Pitched device-to-device copy: both pitched ranges must lie in the
+// session's memory (first byte of the first row to the last of the last).
+cudaError_t cuda_session::on_vgpuMemcpy2DDtoDAsync(call_context& c, uint64_t dst, uint64_t dpitch,
+                                                   uint64_t src, uint64_t spitch, uint64_t width,
+                                                   uint64_t height, uint64_t stream) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("vgpuMemcpy2DDtoDAsync", "stream", stream, c);
+  if (width == 0 || height == 0) return cudaSuccess;
+  if (width > dpitch || width > spitch) return cudaErrorInvalidPitchValue;
+  const uint64_t rows = height - 1;
+  if (rows > (UINT64_MAX - width) / std::max(dpitch, spitch)) return cudaErrorInvalidValue;
+  if (cudaError_t st = check_range("vgpuMemcpy2DDtoDAsync", c, src, rows * spitch + width); st != cudaSuccess)
+    return st;
+  if (cudaError_t st = check_range("vgpuMemcpy2DDtoDAsync", c, dst, rows * dpitch + width); st != cudaSuccess)
+    return st;
+  CUDA_MEMCPY2D m{};
+  m.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  m.srcDevice = src;
+  m.srcPitch = spitch;
+  m.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  m.dstDevice = dst;
+  m.dstPitch = dpitch;
+  m.WidthInBytes = width;
+  m.Height = height;
+  return check(cuMemcpy2DAsync(&m, s), "cuMemcpy2DAsync", c);
+}
+
 // --- events -------------------------------------------------------------------
 
 cudaError_t cuda_session::on_cudaEventCreate(call_context& c, uint64_t* event) {
@@ -561,6 +650,18 @@ cudaError_t cuda_session::on_cudaEventRecord(call_context& c, uint64_t event, ui
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("cudaEventRecord", "stream", stream, c);
   return check(cuEventRecord(e, s), "cuEventRecord", c);
+}
+
+cudaError_t cuda_session::on_cudaEventRecordWithFlags(call_context& c, uint64_t event, uint64_t stream,
+                                                      uint32_t flags) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const CUevent e = find_event(event);
+  if (e == nullptr) return bad_handle("cudaEventRecordWithFlags", "event", event, c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaEventRecordWithFlags", "stream", stream, c);
+  // cudaEventRecordDefault / External == CU_EVENT_RECORD_DEFAULT / _EXTERNAL.
+  if (flags != cudaEventRecordDefault && flags != cudaEventRecordExternal) return cudaErrorInvalidValue;
+  return check(cuEventRecordWithFlags(e, s, flags), "cuEventRecordWithFlags", c);
 }
 
 cudaError_t cuda_session::on_cudaEventSynchronize(call_context& c, uint64_t event) {

@@ -106,6 +106,8 @@ class reference_session final : public api_handler {
   std::set<uint64_t> module_globals_;
   // The last kLaunchRecords launches, each serialized per launch_record.h.
   std::deque<std::vector<uint8_t>> launches_;
+  // cudaDeviceSetLimit's values, indexed by cudaLimit (defaults as an H100 reports).
+  uint64_t limits_[7] = {1024, 1 << 20, 8 << 20, 2, 2048, 64, 0};
   bool warned_launch_ = false;
   bool warned_image_ = false;
 };
