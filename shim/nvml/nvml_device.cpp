@@ -173,7 +173,11 @@ extern "C" nvmlReturn_t nvmlDeviceGetPciInfo_v2(nvmlDevice_t device, nvmlPciInfo
 }
 
 extern "C" nvmlReturn_t nvmlDeviceGetPciInfo(nvmlDevice_t device, nvmlPciInfoV1_t* pci) {
-  if (pci == nullptr) return nvmlDeviceGetIndex(device, nullptr);  // the usual order of checks
+  if (pci == nullptr) {  // the handle is checked first, as by every getter
+    unsigned int i = 0;
+    const nvmlReturn_t r = index_of(device, &i);
+    return r != NVML_SUCCESS ? r : NVML_ERROR_INVALID_ARGUMENT;
+  }
   nvmlPciInfo_t full{};
   if (const nvmlReturn_t r = fill_pci(device, &full); r != NVML_SUCCESS) return r;
   nvmlPciInfoV1_t out{};

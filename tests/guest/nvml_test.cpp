@@ -150,6 +150,11 @@ void device_checks(unsigned int i, bool reference) {
     if (ok_nvml(nvmlDeviceGetHandleByPciBusId_v2(pci.busIdLegacy, &by), "handle by legacy bus id" + at)) {
       check(by == d, "the legacy bus id finds the same handle" + at);
     }
+    nvmlPciInfoV1_t v1{};
+    if (ok_nvml(nvmlDeviceGetPciInfo(d, &v1), "nvmlDeviceGetPciInfo (v1 struct)" + at)) {
+      check(std::strcmp(v1.busId, pci.busIdLegacy) == 0 && v1.bus == pci.bus && v1.pciDeviceId == pci.pciDeviceId,
+            "v1 PCI info agrees with v3" + at, v1.busId);
+    }
     if (reference) check(pci.pciDeviceId == 0, "reference device has no PCI product id" + at);
     else check((pci.pciDeviceId & 0xffffu) == 0x10de, "PCI vendor is NVIDIA" + at);
   }
