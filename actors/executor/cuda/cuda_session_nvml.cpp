@@ -130,11 +130,22 @@ cudaError_t cuda_session::on_vgpuDeviceStatus(call_context& c, vgpuDeviceStatusI
   return cudaSuccess;
 }
 
+// The total is the driver's (cuDeviceTotalMem, what cuMemGetInfo reports once
+// the context exists and what cudaGetDeviceProperties says), so it never
+// changes under the guest; NVML's own total also counts memory the driver
+// reserves. Free is NVML's, which counts every process's use, capped at that.
 bool cuda_session::memory_without_context(uint64_t* free, uint64_t* total) const {
   CUdevice dev = 0;
   if (cuDeviceGet(&dev, device_) != CUDA_SUCCESS) return false;
+  size_t driver_total = 0;
+  if (cuDeviceTotalMem(&driver_total, dev) != CUDA_SUCCESS) return false;
   const std::string bus_id = bus_id_of(dev);
-  return !bus_id.empty() && host_nvml::get().memory(bus_id, free, total);
+  uint64_t nvml_free = 0;
+  uint64_t nvml_total = 0;
+  if (bus_id.empty() || !host_nvml::get().memory(bus_id, &nvml_free, &nvml_total)) return false;
+  *total = driver_total;
+  *free = nvml_free < driver_total ? nvml_free : driver_total;
+  return true;
 }
 
 }  // namespace vgpu::host::cuda
