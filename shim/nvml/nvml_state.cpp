@@ -1,6 +1,7 @@
 // Initialisation counting, handles and status mapping for the NVML shim.
 #include "shim/nvml/nvml_state.h"
 
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
@@ -13,7 +14,7 @@ namespace {
 
 std::mutex g_mutex;
 unsigned long g_init_count = 0;  // nvmlInit* calls not yet matched by nvmlShutdown
-nvmlDevice_st g_devices[kMaxDevices];
+nvmlDevice_st g_devices[kMaxDevices];  // a handle is the address of its index's entry
 
 // Reaching the mediator is what initialising means, as for cuInit.
 nvmlReturn_t start(unsigned int flags) {
@@ -23,7 +24,6 @@ nvmlReturn_t start(unsigned int flags) {
     int count = 0;
     const cudaError_t st = remote::cudaGetDeviceCount(&count);
     if (st != cudaSuccess) return from_cuda(st);
-    for (unsigned int i = 0; i < kMaxDevices; ++i) g_devices[i].index = i;
   }
   ++g_init_count;
   return NVML_SUCCESS;

@@ -9,9 +9,10 @@
 #include "protocol/device_status.h"
 #include "shim/nvml/nvml_abi.h"
 
-// The handle's target: one per device index, in a table the library owns.
+// The handle's target: one per device index, in a table the library owns;
+// its position in the table is the index (nvml_state.cpp), nothing is stored.
 struct nvmlDevice_st {
-  unsigned int index;
+  unsigned char unused;
 };
 
 namespace vgpu::nvml {
