@@ -235,6 +235,7 @@ def gen_wire(calls):
 #include <driver_types.h>
 
 #include "protocol/message.h"
+#include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
 
 // One request and one reply struct per call, in description order. Both sides
 // are built by the same compiler for x86-64; the structs are copied as bytes.
@@ -256,6 +257,7 @@ def gen_guest_remote(calls):
 #include <cuda_runtime_api.h>
 
 #include "protocol/message.h"
+#include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
 
 // vgpu::remote::<call>: encodes the arguments, sends the call through the
 // guest transport, waits for the reply and decodes it. The exported CUDA
@@ -390,6 +392,7 @@ def gen_host_handler(calls):
 #include <driver_types.h>
 
 #include "actors/executor/call_context.h"
+#include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
 
 // Every handler method, for an executor session's class body: adding a call
 // to the description declares it in each executor, and the linker then asks

@@ -90,10 +90,11 @@ void CUDA_CB run_host_call(void* p) {
 
 }  // namespace
 
-// Every handler starts with this: the session's context, current for the call.
+// Every handler that needs the session's context starts with this: created
+// on first use (ensure_context), current for the call.
 #define VGPU_IN_SESSION_CONTEXT(c)                                                 \
-  if (const CUresult cur_ = make_current(ctx_.get()); cur_ != CUDA_SUCCESS)        \
-  return check(cur_, "cuCtxSetCurrent", c)
+  if (const CUresult cur_ = ensure_context(); cur_ != CUDA_SUCCESS)                \
+  return check(cur_, "cuCtxCreate/cuCtxSetCurrent", c)
 
 void cuda_session::context_destroy::operator()(CUctx_st* c) const {
   if (const CUresult r = cuCtxDestroy(c); r != CUDA_SUCCESS) {
@@ -132,21 +133,27 @@ std::unique_ptr<cuda_session> cuda_session::open(std::shared_ptr<shared_state> s
   }
   CUdevice dev = 0;
   if (const CUresult r = cuDeviceGet(&dev, device); r != CUDA_SUCCESS) return fail("cuDeviceGet", r);
-  // A context of its own per session: separate GPU address spaces, so one
-  // guest can never name another's memory even by a forged address.
-  CUcontext raw = nullptr;
-  if (const CUresult r = cuCtxCreate(&raw, nullptr, 0, dev); r != CUDA_SUCCESS) {
-    return fail("cuCtxCreate", r);
-  }
-  owned_context ctx(raw);
-  // cuCtxCreate left it current on this (the opening) thread; handlers make
-  // it current themselves on whichever worker thread serves the call.
-  CUcontext popped = nullptr;
-  if (const CUresult r = cuCtxPopCurrent(&popped); r != CUDA_SUCCESS) {
-    return fail("cuCtxPopCurrent", r);
-  }
+  // --- NVML (shim/nvml/): the context is created on first use (ensure_context),
+  // not here: a guest that only asks NVML or device properties (Ollama's GPU
+  // discovery) must not cost the GPU a context's memory.
   return std::unique_ptr<cuda_session>(
-      new cuda_session(std::move(state), info, device, std::move(ctx)));
+      new cuda_session(std::move(state), info, device, owned_context{}));
+}
+
+CUresult cuda_session::ensure_context() {
+  if (!ctx_) {
+    CUdevice dev = 0;
+    if (const CUresult r = cuDeviceGet(&dev, device_); r != CUDA_SUCCESS) return r;
+    // A context of its own per session: separate GPU address spaces, so one
+    // guest can never name another's memory even by a forged address.
+    CUcontext raw = nullptr;
+    if (const CUresult r = cuCtxCreate(&raw, nullptr, 0, dev); r != CUDA_SUCCESS) return r;
+    ctx_.reset(raw);
+    spdlog::debug("[cuda-executor] session {}: context created on GPU {}", info_.session_id, device_);
+    // cuCtxCreate left it current on this thread, where the call runs.
+    return CUDA_SUCCESS;
+  }
+  return make_current(ctx_.get());
 }
 
 cuda_session::cuda_session(std::shared_ptr<shared_state> state, session_info info, int device,
@@ -164,7 +171,9 @@ cuda_session::~cuda_session() {
     // (with their functions and globals) go first, then streams and events,
     // then memory, all explicitly and in the context, before cuCtxDestroy
     // (ctx_'s deleter) releases the context.
-    if (const CUresult r = make_current(ctx_.get()); r != CUDA_SUCCESS) {
+    if (!ctx_) {
+      // Never needed one (NVML and device queries only): nothing was created.
+    } else if (const CUresult r = make_current(ctx_.get()); r != CUDA_SUCCESS) {
       spdlog::warn("[cuda-executor] session {}: cannot make its context current ({}); "
                    "cuCtxDestroy will release what it holds",
                    info_.session_id, error_name(r));
@@ -231,7 +240,7 @@ cudaError_t cuda_session::check_range(const char* call, const call_context& c, u
 // --- device and version -----------------------------------------------------
 
 cudaError_t cuda_session::on_cudaGetDeviceCount(call_context& c, int32_t* count) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (NVML asks it before any is made).
   int n = 0;
   const cudaError_t st = check(cuDeviceGetCount(&n), "cuDeviceGetCount", c);
   *count = n;
@@ -239,7 +248,7 @@ cudaError_t cuda_session::on_cudaGetDeviceCount(call_context& c, int32_t* count)
 }
 
 cudaError_t cuda_session::on_cudaDriverGetVersion(call_context& c, int32_t* driverVersion) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (NVML asks it before any is made).
   int v = 0;
   const cudaError_t st = check(cuDriverGetVersion(&v), "cuDriverGetVersion", c);
   *driverVersion = v;
@@ -280,7 +289,7 @@ cudaError_t cuda_session::on_cudaCtxResetPersistingL2Cache(call_context& c) {
 
 cudaError_t cuda_session::on_cudaGetDeviceProperties(call_context& c, cudaDeviceProp* prop,
                                                      int32_t device) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (NVML asks it before any is made).
   if (!state_->device_ok(device)) return cudaErrorInvalidDevice;
   // NVIDIA's own runtime fills the struct: ~100 fields from as many driver
   // attributes, which it keeps in step with the header it was built with.
@@ -294,7 +303,7 @@ cudaError_t cuda_session::on_cudaGetDeviceProperties(call_context& c, cudaDevice
 
 cudaError_t cuda_session::on_cudaDeviceGetAttribute(call_context& c, int32_t* value, int32_t attr,
                                                     int32_t device) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (device attributes are per device).
   if (!state_->device_ok(device)) return cudaErrorInvalidDevice;
   // The same range check as the reference executor, so both answer alike.
   if (attr < 1 || attr >= static_cast<int32_t>(cudaDevAttrMax)) return cudaErrorInvalidValue;
@@ -399,6 +408,9 @@ cudaError_t cuda_session::on_cudaFree(call_context& c, uint64_t devPtr) {
 }
 
 cudaError_t cuda_session::on_cudaMemGetInfo(call_context& c, uint64_t* free, uint64_t* total) {
+  // Before the session has a context (NVML's memory query), the host's NVML
+  // answers, so that asking does not create one (cuda_session_nvml.cpp).
+  if (!ctx_ && memory_without_context(free, total)) return cudaSuccess;
   VGPU_IN_SESSION_CONTEXT(c);
   size_t f = 0;
   size_t t = 0;

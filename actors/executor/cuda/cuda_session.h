@@ -22,7 +22,7 @@ namespace vgpu::host::cuda {
 
 class cuda_session final : public api_handler {
  public:
-  // Creates the session's context on `device`; nullptr and `why` on failure.
+  // A session on `device` (its context is made on first use); nullptr and `why` on failure.
   static std::unique_ptr<cuda_session> open(std::shared_ptr<shared_state> state,
                                             const session_info& info, int device,
                                             std::string* why);
@@ -72,6 +72,15 @@ class cuda_session final : public api_handler {
   cuda_session(std::shared_ptr<shared_state> state, session_info info, int device,
                owned_context ctx);
 
+  // --- NVML (shim/nvml/; memory_without_context in cuda_session_nvml.cpp) ---
+  // Creates the session's context on first use and makes it current: a
+  // guest that only asks NVML or device queries never gets one.
+  CUresult ensure_context();
+  // The device's free/total bytes from the host's NVML, for cudaMemGetInfo
+  // before the context exists; false when NVML cannot say.
+  bool memory_without_context(uint64_t* free, uint64_t* total) const;
+  // --- end NVML ---
+
   // cudaSuccess, or the driver failure logged at debug and mapped.
   cudaError_t check(CUresult r, const char* what, const call_context& c) const;
   // Sets a deferred reply that goes out when everything queued on `s` so far
@@ -96,6 +105,7 @@ class cuda_session final : public api_handler {
   session_info info_;
   int device_;  // the ordinal the context was created on
   // Declared before what is created in it, so it is destroyed after all that.
+  // Empty until the first call that needs it (ensure_context).
   owned_context ctx_;
   allocation_ledger ledger_;
   // Module globals (vgpuModuleGetGlobal): copies may reach them, cudaFree and
