@@ -620,15 +620,20 @@ TEST(FatbinChoice, ZstdPtxIsRefusedWithTheFlagThatAvoidsIt) {
   EXPECT_FALSE(parse(image, &m, &why));
   EXPECT_NE(why.find("zstd"), std::string::npos) << why;
   EXPECT_NE(why.find("--no-compress"), std::string::npos) << why;
+  EXPECT_FALSE(parse(fatbin_of({{kPtx, 90, kFlags | kZstd, zstd_frame, 8, 1921}}), &m, &why));
+  EXPECT_NE(why.find("PTX is zstd-compressed"), std::string::npos) << why;
+  EXPECT_NE(why.find("--no-compress"), std::string::npos) << why;
 }
 
-TEST(FatbinChoice, CubinOnlyIsRefusedWithTheFlagThatAddsPtx) {
+TEST(FatbinChoice, WithoutPtxTheCubinIsReadAndAGarbledOneRefused) {
+  // Real cubins are read in cubin_test.cpp; here only the choice and its words.
   module_info m;
   std::string why;
   EXPECT_FALSE(parse(fatbin_of({{kElf, 90, kFlags, bytes(64, 0x7f)}}), &m, &why));
-  EXPECT_NE(why.find("no PTX"), std::string::npos) << why;
-  EXPECT_NE(why.find("compute_90"), std::string::npos) << why;
+  EXPECT_NE(why.find("sm_90 cubin"), std::string::npos) << why;
+  EXPECT_NE(why.find("ELF"), std::string::npos) << why;
   EXPECT_FALSE(parse(fatbin_of({}), &m, &why));
+  EXPECT_NE(why.find("neither PTX nor a cubin"), std::string::npos) << why;
 }
 
 // --- LZ4 ------------------------------------------------------------------------------
