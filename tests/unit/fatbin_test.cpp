@@ -634,6 +634,9 @@ TEST(FatbinChoice, WithoutPtxTheCubinIsReadAndAGarbledOneRefused) {
   EXPECT_NE(why.find("ELF"), std::string::npos) << why;
   EXPECT_FALSE(parse(fatbin_of({}), &m, &why));
   EXPECT_NE(why.find("neither PTX nor a cubin"), std::string::npos) << why;
+  EXPECT_FALSE(parse(fatbin_of({{8, 90, kFlags, bytes(64, 0)}, {8, 100, kFlags, bytes(64, 0)}}),
+                     &m, &why));
+  EXPECT_NE(why.find("neither PTX nor a cubin (2 entries, of kind 8)"), std::string::npos) << why;
 }
 
 // --- LZ4 ------------------------------------------------------------------------------

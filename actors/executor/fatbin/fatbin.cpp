@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -226,8 +227,15 @@ bool parse_fatbin(const uint8_t* data, size_t size, module_info* out, std::strin
                                : "cubins are zstd-compressed") +
              "; " + kRebuildCompressed;
     } else {
+      // Other kinds exist (8: NVVM IR for link-time optimisation, cuFFT's
+      // callbacks); saying which helps whoever reads the log.
+      std::set<uint16_t> seen;
+      std::string kinds;
+      for (const entry& e : entries) {
+        if (seen.insert(e.kind).second) kinds += (kinds.empty() ? "" : ", ") + std::to_string(e.kind);
+      }
       *why = "the image has neither PTX nor a cubin (" + std::to_string(entries.size()) +
-             " entries)";
+             " entries" + (kinds.empty() ? "" : ", of kind " + kinds) + ")";
     }
   }
   return false;
