@@ -162,6 +162,8 @@ TEST(CubinReal, SameKernelsLayoutsAndVariablesAsThePtx) {
   expect_cubins_only(cubin_image, {90}, 0);
   const module_info ptx = parse_ok(ptx_image);
   const module_info cubin = parse_ok(cubin_image);
+  EXPECT_EQ(ptx.source, "compute_90 PTX");
+  EXPECT_EQ(cubin.source, "sm_90 cubin");
   const auto ks = kernels_of(cubin);
   EXPECT_EQ(ks, kernels_of(ptx));
   EXPECT_EQ(globals_of(cubin), globals_of(ptx));
@@ -246,7 +248,9 @@ TEST(CubinChoice, Sm90AmongSeveralArchs) {
   // `wide` tells the archs apart: ptxas aligns the address of the
   // __align__(32) parameter in the constant bank, and the bank starts at
   // 0x210 on sm_90 but at 0x160 on sm_75 and 0x380 on sm_120.
-  const auto ks = kernels_of(parse_ok(image));
+  const module_info m = parse_ok(image);
+  EXPECT_EQ(m.source, "sm_90 cubin");
+  const auto ks = kernels_of(m);
   EXPECT_EQ(kernel(ks, "_Z4widec3A32"), (kernel_shape{{{0, 1}, {16, 32}}, 48}));
   EXPECT_EQ(ks, kernels_of(parse_ok(sample("samples_sm90.fatbin"))));
 }
@@ -255,6 +259,7 @@ TEST(CubinChoice, WithoutSm90TheClosestArchBelowIt) {
   const bytes image = sample("samples_no90.fatbin");
   expect_cubins_only(image, {75, 120}, 0);
   const module_info m = parse_ok(image);
+  EXPECT_EQ(m.source, "sm_75 cubin");
   const auto ks = kernels_of(m);
   EXPECT_EQ(kernel(ks, "_Z4widec3A32"), (kernel_shape{{{0, 1}, {32, 32}}, 64}));
   // Parameters aligned to 16 bytes or less sit where they do on sm_90.

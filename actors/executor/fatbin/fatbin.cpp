@@ -195,28 +195,28 @@ bool parse_fatbin(const uint8_t* data, size_t size, module_info* out, std::strin
   std::vector<uint8_t> scratch;
   if (ptx != nullptr) {
     std::string_view text;
+    const std::string source = "compute_" + std::to_string(ptx->arch) + " PTX";
     if (!ptx_text(*ptx, &scratch, &text, &reason) || !parse_ptx(text, out, &reason)) {
-      if (why) {
-        *why = "the compute_" + std::to_string(ptx->arch) + " PTX entry at offset " +
-               std::to_string(ptx->at) + ": " + reason;
-      }
+      if (why) *why = "the " + source + " entry at offset " + std::to_string(ptx->at) + ": " + reason;
       return false;
     }
+    out->source = source;
     return true;
   }
   if (cubin != nullptr) {
     const uint8_t* bytes = nullptr;
     size_t n = 0;
+    const std::string source = "sm_" + std::to_string(cubin->arch) + " cubin";
     if (!payload_of(*cubin, &scratch, &bytes, &n, &reason) ||
         !parse_cubin(bytes, n, out, &reason)) {
       if (why) {
-        *why = "the sm_" + std::to_string(cubin->arch) + " cubin entry at offset " +
-               std::to_string(cubin->at) + ": " + reason;
+        *why = "the " + source + " entry at offset " + std::to_string(cubin->at) + ": " + reason;
         // The PTX that would have been read instead, had it been readable.
         if (compressed_ptx) *why += std::string("; its PTX is zstd-compressed: ") + kRebuildCompressed;
       }
       return false;
     }
+    out->source = source;
     return true;
   }
   if (why) {

@@ -117,9 +117,9 @@ cudaError_t reference_session::load_module(const call_context& ctx, uint64_t mod
     bytes += g.size;
   }
   module_globals_.insert(m.global_ptrs.begin(), m.global_ptrs.end());
-  spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x}: {} kernel(s), {} variable(s) "
-                "({} bytes) (vm={})",
-                module, m.info.kernels.size(), m.info.globals.size(), bytes, ctx.vm_id);
+  spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x} (its {}): {} kernel(s), {} "
+                "variable(s) ({} bytes) (vm={})",
+                module, m.info.source, m.info.kernels.size(), m.info.globals.size(), bytes, ctx.vm_id);
   modules_.emplace(module, std::move(m));
   return cudaSuccess;
 }
