@@ -164,9 +164,9 @@ bool ptx_text(const entry& e, std::vector<uint8_t>* scratch, std::string_view* t
   const uint8_t* p = nullptr;
   size_t n = 0;
   if (!payload_of(e, scratch, &p, &n, why)) return false;
-  const void* nul = std::memchr(p, 0, static_cast<size_t>(n));
-  if (nul != nullptr) n = static_cast<uint64_t>(static_cast<const uint8_t*>(nul) - p);
-  *text = std::string_view(reinterpret_cast<const char*>(p), static_cast<size_t>(n));
+  const void* nul = std::memchr(p, 0, n);
+  if (nul != nullptr) n = static_cast<size_t>(static_cast<const uint8_t*>(nul) - p);
+  *text = std::string_view(reinterpret_cast<const char*>(p), n);
   return true;
 }
 
