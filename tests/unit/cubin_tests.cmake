@@ -40,15 +40,9 @@ vgpu_cubin_sample(samples_sm90.cubin -cubin -arch=sm_90)
 add_custom_target(vgpu_cubin_samples DEPENDS ${VGPU_CUBIN_SAMPLES})
 
 add_executable(vgpu_cubin_tests
-  unit/cubin_test.cpp
-  ${PROJECT_SOURCE_DIR}/actors/executor/fatbin/fatbin.cpp
-  ${PROJECT_SOURCE_DIR}/actors/executor/fatbin/ptx.cpp
-  ${PROJECT_SOURCE_DIR}/actors/executor/fatbin/lz4.cpp
-  ${PROJECT_SOURCE_DIR}/actors/executor/fatbin/elf.cpp
-  ${PROJECT_SOURCE_DIR}/actors/executor/fatbin/nv_info.cpp
-  ${PROJECT_SOURCE_DIR}/actors/executor/fatbin/cubin.cpp)
+  unit/cubin_test.cpp)
 target_include_directories(vgpu_cubin_tests PRIVATE ${PROJECT_SOURCE_DIR})
-target_link_libraries(vgpu_cubin_tests PRIVATE GTest::gtest_main)
+target_link_libraries(vgpu_cubin_tests PRIVATE vgpu_fatbin GTest::gtest_main)
 target_compile_options(vgpu_cubin_tests PRIVATE ${VGPU_WARNINGS})
 target_compile_definitions(vgpu_cubin_tests PRIVATE
   VGPU_CUBIN_SAMPLES_DIR="${VGPU_CUBIN_SAMPLES_DIR}")

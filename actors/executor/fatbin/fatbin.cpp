@@ -10,6 +10,7 @@
 #include "actors/executor/fatbin/cubin.h"
 #include "actors/executor/fatbin/lz4.h"
 #include "actors/executor/fatbin/ptx.h"
+#include "actors/executor/fatbin/zstd_block.h"
 
 namespace vgpu::fatbin {
 
@@ -33,8 +34,8 @@ constexpr uint64_t kLz4MaxRatio = 255;
 constexpr uint64_t kMaxPayloadBytes = 1ull << 30;
 
 constexpr const char* kRebuildCompressed =
-    "the reference executor reads only uncompressed (or LZ4) entries: build the guest program "
-    "with `nvcc --no-compress` (or -compress-mode=none)";
+    "the reference executor reads uncompressed, LZ4 and zstd entries only: build the guest "
+    "program with `nvcc --no-compress` (or -compress-mode=none)";
 
 // Host and fatbin are both little-endian (x86-64, aarch64); memcpy because
 // guest bytes carry no alignment promise.
@@ -60,7 +61,10 @@ struct entry {
            uncompressed_size == 0;
   }
   bool lz4() const { return (flags & kFlagLz4) != 0 && (flags & kFlagZstd) == 0; }
-  bool readable() const { return plain() || lz4(); }
+  // nvcc 13's default compression (NVIDIA's CUDA 13 libraries and PyTorch's
+  // wheels ship their cubins so).
+  bool zstd() const { return (flags & kFlagZstd) != 0 && (flags & kFlagLz4) == 0; }
+  bool readable() const { return plain() || lz4() || zstd(); }
   // The highest arch <= kDeviceArch first, then the lowest above it.
   uint64_t by_arch() const {
     return arch <= kDeviceArch ? kDeviceArch - arch : uint64_t{1} + arch;
@@ -138,7 +142,19 @@ bool payload_of(const entry& e, std::vector<uint8_t>* scratch, const uint8_t** d
                 std::string* why) {
   const uint8_t* p = e.payload;
   uint64_t n = e.payload_size;
-  if (!e.plain()) {
+  if (e.zstd()) {
+    if (e.compressed_size == 0 || e.compressed_size > e.payload_size || e.uncompressed_size == 0 ||
+        e.uncompressed_size > kMaxPayloadBytes) {
+      *why = "has implausible zstd sizes";
+      return false;
+    }
+    if (!zstd_decode_frame(p, e.compressed_size, static_cast<size_t>(e.uncompressed_size), scratch)) {
+      *why = "is not a valid zstd frame of the size its header gives";
+      return false;
+    }
+    p = scratch->data();
+    n = scratch->size();
+  } else if (!e.plain()) {
     const uint64_t limit = std::min(kMaxPayloadBytes, uint64_t{e.compressed_size} * kLz4MaxRatio);
     if (e.compressed_size == 0 || e.compressed_size > e.payload_size ||
         e.uncompressed_size == 0 || e.uncompressed_size > limit) {
@@ -212,7 +228,7 @@ bool parse_fatbin(const uint8_t* data, size_t size, module_info* out, std::strin
       if (why) {
         *why = "the " + source + " entry at offset " + std::to_string(cubin->at) + ": " + reason;
         // The PTX that would have been read instead, had it been readable.
-        if (compressed_ptx) *why += std::string("; its PTX is zstd-compressed: ") + kRebuildCompressed;
+        if (compressed_ptx) *why += std::string("; its PTX is compressed in an unknown way: ") + kRebuildCompressed;
       }
       return false;
     }
@@ -222,9 +238,9 @@ bool parse_fatbin(const uint8_t* data, size_t size, module_info* out, std::strin
   if (why) {
     if (compressed_ptx || compressed_cubin) {
       *why = std::string("the image's ") +
-             (compressed_ptx && compressed_cubin ? "PTX and cubins are zstd-compressed"
-              : compressed_ptx ? "PTX is zstd-compressed (nvcc's default)"
-                               : "cubins are zstd-compressed") +
+             (compressed_ptx && compressed_cubin ? "PTX and cubins are compressed in an unknown way"
+              : compressed_ptx ? "PTX is compressed in an unknown way"
+                               : "cubins are compressed in an unknown way") +
              "; " + kRebuildCompressed;
     } else {
       // Other kinds exist (8: NVVM IR for link-time optimisation, cuFFT's
