@@ -117,10 +117,15 @@ class cuda_session final : public api_handler {
   // bound to (pointer arrays are read in that stream's order).
   struct blas_entry {
     std::unique_ptr<cublasContext, blas_destroy> handle;
+    uint64_t stream_id = kStreamLegacyDefault;  // the guest's id of that stream
     CUstream stream = nullptr;
   };
-  // The entry of a guest's handle id, with the context current; nullptr if unknown.
+  // The entry of a guest's handle id; nullptr if unknown.
   blas_entry* find_blas(uint64_t id) { return blas_handles_.find(id); }
+  // The entry for a compute call: known, and its stream still alive (a guest
+  // may destroy the stream it bound; cuBLAS must then never touch it).
+  // nullptr with *st set otherwise.
+  blas_entry* ready_blas(const call_context& c, uint64_t id, cublasStatus_t* st);
   // Copies a guest's device array of `count` pointers (after its stream reached
   // this point), checks each member's `bytes` against the ledger, and puts the
   // checked copy in fresh stream-ordered device memory (*scratch, freed in

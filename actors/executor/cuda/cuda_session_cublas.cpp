@@ -73,6 +73,22 @@ void cuda_session::blas_destroy::operator()(cublasContext* h) const {
     spdlog::debug("[cuda-executor] cublasDestroy failed: {}", cublasGetStatusName(st));
 }
 
+cuda_session::blas_entry* cuda_session::ready_blas(const call_context& c, uint64_t id, cublasStatus_t* st) {
+  blas_entry* e = find_blas(id);
+  if (e == nullptr) {
+    *st = CUBLAS_STATUS_NOT_INITIALIZED;
+    return nullptr;
+  }
+  CUstream s = nullptr;
+  if (!resolve_stream(e->stream_id, &s) || s != e->stream) {
+    spdlog::debug("[cuda-executor] cuBLAS handle {:#x}: its stream {:#x} was destroyed (vm={})", id, e->stream_id,
+                  c.vm_id);
+    *st = CUBLAS_STATUS_INVALID_VALUE;
+    return nullptr;
+  }
+  return e;
+}
+
 cublasStatus_t cuda_session::blas_pointer_array(const call_context& c, const blas_entry& e,
                                                 uint64_t array, int64_t count, uint64_t bytes,
                                                 CUdeviceptr* scratch) {
@@ -123,6 +139,7 @@ cublasStatus_t cuda_session::on_vgpuBlasSetStream(call_context& c, uint64_t hand
       st != CUBLAS_STATUS_SUCCESS)
     return logged("cublasSetStream", c, st);
   e->stream = s;
+  e->stream_id = stream;
   return CUBLAS_STATUS_SUCCESS;
 }
 
@@ -173,8 +190,9 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
                                              int64_t batch, int32_t computeType, int32_t algo, uint32_t flags) {
   static constexpr const char* kCall = "cublasGemm";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   const bool ta_n = transa == CUBLAS_OP_N, tb_n = transb == CUBLAS_OP_N;
   const bool ops_ok = (ta_n || transa == CUBLAS_OP_T || transa == CUBLAS_OP_C) &&
                       (tb_n || transb == CUBLAS_OP_T || transb == CUBLAS_OP_C);
@@ -276,8 +294,9 @@ cublasStatus_t cuda_session::on_vgpuBlasGemv(call_context& c, uint64_t handle, i
                                              int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasGemv";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   const bool tn = trans == CUBLAS_OP_N;
@@ -310,8 +329,9 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
                                              uint32_t flags) {
   static constexpr const char* kCall = "cublasAxpy";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t xb, yb;
@@ -336,8 +356,9 @@ cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, i
                                              uint64_t x, int64_t incx, int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasScal";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t xb;
@@ -358,8 +379,9 @@ cublasStatus_t cuda_session::on_vgpuBlasCopy(call_context& c, uint64_t handle, i
                                              uint64_t y, int64_t incy, int32_t dtype) {
   static constexpr const char* kCall = "cublasCopy";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t xb, yb;
@@ -408,8 +430,9 @@ cublasStatus_t cuda_session::on_vgpuBlasReduce(call_context& c, uint64_t handle,
                                                protocol::scalar16* result) {
   static constexpr const char* kCall = "cublasReduce";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t xb, yb = 0;
@@ -431,8 +454,9 @@ cublasStatus_t cuda_session::on_vgpuBlasReduceDevice(call_context& c, uint64_t h
                                                      int32_t dtype, uint64_t result) {
   static constexpr const char* kCall = "cublasReduce";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t xb, yb = 0;
@@ -456,8 +480,9 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
                                              int64_t ldb, int64_t batch, int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasTrsm";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   const int64_t ka = side == CUBLAS_SIDE_LEFT ? m : n;
@@ -502,8 +527,9 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrfBatched(call_context& c, uint64_t h
                                                      int32_t dtype) {
   static constexpr const char* kCall = "cublasGetrfBatched";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t ab;
@@ -530,8 +556,9 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrsBatched(call_context& c, uint64_t h
                                                      uint64_t Barray, int64_t ldb, int64_t batch, int32_t dtype) {
   static constexpr const char* kCall = "cublasGetrsBatched";
   if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  blas_entry* e = find_blas(handle);
-  if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
+  blas_entry* e = ready_blas(c, handle, &hs);
+  if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
   uint64_t ab, bb;
