@@ -80,6 +80,7 @@ extern "C" cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
     owned = std::move(it->second);
     r.live.erase(it);
   }
+  if (owned->result_buffer != nullptr) cudaFree(owned->result_buffer);
   return vgpu::remote::vgpuBlasDestroy(owned->id);
 }
 

@@ -121,6 +121,9 @@ class reference_session final : public api_handler {
   // The host bytes of [ptr, ptr+len) when the session holds that range
   // (len 0: a non-null placeholder never touched); nullptr otherwise.
   uint8_t* blas_bytes(const char* call, const call_context& ctx, uint64_t ptr, uint64_t len);
+  // A reduction (dot, nrm2, asum, iamax) into `result` (host bytes).
+  cublasStatus_t blas_reduce(call_context& ctx, uint64_t handle, int32_t op, int64_t n, uint64_t x, int64_t incx,
+                             uint64_t y, int64_t incy, int32_t dtype, protocol::scalar16* result);
   handle_table<blas_handle> blas_handles_;
   // --- end cuBLAS ------------------------------------------------------------
 };
