@@ -13,10 +13,22 @@ One description, many outputs, so that no function's encoding is written twice:
   host_dispatch.cpp  call id -> decode -> handler method, the one table
 
 usage: gen_api.py API_FILE EXPORTS_LIST OUT_DIR [DRIVER_API_FILE DRIVER_EXPORTS_LIST]
+                  [--library LIB_API_FILE LIB_EXPORTS_LIST]...
 
 With the driver API's description (protocol/api/cuda.api) it also writes
   driver_unsupported.cpp  every libcuda.so.1 name vgpu does not implement: CUDA_ERROR_NOT_SUPPORTED
   libcuda.map             libcuda.so.1's export list (NVIDIA's has no symbol versions)
+
+Each --library (cuBLAS, cuBLASLt, ...) is one more guest library whose calls
+share the runtime's id space, wire, host handler and dispatch table. Its .api
+file starts with a `library` line (see protocol/api/cublas.api) naming its
+soname, version node, status type and values, and how statuses cross the wire.
+For a library `<lib>` it writes
+  <lib>_remote.h/.cpp      vgpu::remote::<call> returning the library's status type
+  <lib>_stubs.cpp          exported functions of its `stub` calls
+  <lib>_unsupported.cpp    every other exported name: the unsupported status + one log line
+  <lib>.map                the version script (the library's node)
+and adds its calls to api_ids.h, api_wire.h, host_handler.h, host_dispatch.cpp.
 """
 import os
 import re
@@ -27,7 +39,15 @@ WIRE = {
     "i32": ("int32_t", "int"),
     "u32": ("uint32_t", "unsigned"),
     "u64": ("uint64_t", "unsigned long long"),
+    "i64": ("int64_t", "int64_t"),
     "f32": ("float", "float"),
+    "f64": ("double", "double"),
+    # A host-issued id of a library object (a cuBLAS handle): the guest keeps
+    # its own object and sends the id.
+    "handle": ("uint64_t", "uint64_t"),
+    # A scalar by value as raw bytes (alpha, beta, a reduction's result): its
+    # type follows the call (float, double, half, complex, or a device pointer).
+    "scalar": ("vgpu::protocol::scalar16", "vgpu::protocol::scalar16"),
     "size": ("uint64_t", "size_t"),
     "devptr": ("uint64_t", "void*"),
     "stream": ("uint64_t", "cudaStream_t"),
@@ -91,9 +111,54 @@ class Param:
 OPTIONS = {"posted", "syncpoint", "ptsz"}
 
 
+class Library:
+    """A guest library beyond the runtime (cuBLAS, ...): its `library` line.
+
+    library <lib> key=value...
+      soname       the file name programs load (libcublas.so.13)
+      node         the ELF version node of its exports (NVIDIA's, or `none`)
+      header       the header that declares its status type (cublas_api.h)
+      status       its status type (cublasStatus_t)
+      success      the success value's name
+      invalid      the value for a NULL out pointer (bad argument)
+      unsupported  NAME:NUMBER, the answer of names vgpu does not implement
+                   (numeric too: those stubs are compiled without the headers)
+      ids          FIRST-LAST, the call ids this library may use
+      wire_base    a failing status s travels as wire status wire_base + s
+                   (outside every cudaError_t value), success as 0
+      from_wire    guest function mapping a wire status (cudaError_t) back to the
+                   status type: its own range, or a transport error
+      posted_error the cudaError_t a failed posted call leaves for the next
+                   synchronising call (the stream saw a failed library kernel)
+    """
+    KEYS = {"soname", "node", "header", "status", "success", "invalid", "unsupported", "ids",
+            "wire_base", "from_wire", "posted_error"}
+
+    def __init__(self, words, where):
+        self.name = words[1]
+        kv = {}
+        for w in words[2:]:
+            if "=" not in w:
+                sys.exit(f"{where}: library settings are key=value, not '{w}'")
+            k, v = w.split("=", 1)
+            kv[k] = v
+        missing, unknown = self.KEYS - set(kv), set(kv) - self.KEYS
+        if missing or unknown:
+            sys.exit(f"{where}: library line missing {sorted(missing)} unknown {sorted(unknown)}")
+        self.__dict__.update(kv)
+        self.unsupported_name, number = self.unsupported.split(":")
+        self.unsupported_value = int(number, 0)
+        first, last = self.ids.split("-")
+        self.first_id, self.last_id = int(first, 16), int(last, 16)
+        self.wire_base_value = int(self.wire_base, 0)
+        if self.wire_base_value < 0x10000:
+            sys.exit(f"{where}: wire_base must lie above every cudaError_t value")
+
+
 class Call:
-    def __init__(self, cid, name, guest, options, params, where):
+    def __init__(self, cid, name, guest, options, params, where, lib=None):
         self.id, self.name, self.guest, self.params = cid, name, guest, params
+        self.lib = lib
         self.posted = "posted" in options
         self.syncpoint = "syncpoint" in options
         # Also export <name>_ptsz, what programs built with per-thread default
@@ -127,15 +192,23 @@ class Call:
         return [p for p in self.params if p.is_out and p.wire != "data"]
 
 
-def parse(path):
+def parse(path, want_library=False):
     calls, local = [], []
     ids, names = set(), set()
+    lib = None
     for n, line in enumerate(open(path), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         where = f"{path}:{n}"
         words = line.split()
+        if words[0] == "library":
+            if not want_library or lib or calls or local:
+                sys.exit(f"{where}: a library line comes first, once, in a --library description")
+            lib = Library(words, where)
+            continue
+        if want_library and not lib:
+            sys.exit(f"{where}: a --library description starts with its library line")
         if words[0] == "local" and len(words) == 2:
             local.append(words[1])
             name = words[1]
@@ -144,6 +217,8 @@ def parse(path):
             if cid in ids or not 0 < cid < 0xFFFF:
                 sys.exit(f"{where}: call id {words[1]} reused or out of range")
             ids.add(cid)
+            if lib and not lib.first_id <= cid <= lib.last_id:
+                sys.exit(f"{where}: call id {words[1]} outside {lib.name}'s range {lib.ids}")
             name = words[2]
             rest = words[4:]
             options = [w for w in rest if ":" not in w]
@@ -151,12 +226,14 @@ def parse(path):
             if unknown:
                 sys.exit(f"{where}: unknown option(s) {sorted(unknown)}")
             params = [Param(p, where) for p in rest if ":" in p]
-            calls.append(Call(cid, name, words[3], options, params, where))
+            calls.append(Call(cid, name, words[3], options, params, where, lib))
         else:
             sys.exit(f"{where}: cannot parse '{line}'")
         if name in names:
             sys.exit(f"{where}: {name} described twice")
         names.add(name)
+    if want_library:
+        return calls, local, lib
     return calls, local
 
 
@@ -172,7 +249,7 @@ def write(out_dir, name, text):
             f.write(text)
 
 
-HEADER = "// Generated by protocol/gen_api.py from protocol/api/cudart.api. Do not edit.\n"
+HEADER = "// Generated by protocol/gen_api.py from protocol/api/*.api. Do not edit.\n"
 
 
 def gen_ids(calls):
@@ -236,6 +313,7 @@ def gen_wire(calls):
 
 #include "protocol/message.h"
 #include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
+#include "protocol/wire_types.h"
 
 // One request and one reply struct per call, in description order. Both sides
 // are built by the same compiler for x86-64; the structs are copied as bytes.
@@ -246,19 +324,32 @@ namespace vgpu::wire {{
 """
 
 
+def status_type(c):
+    return c.lib.status if c.lib else "cudaError_t"
+
+
 def remote_signature(c):
     params = ", ".join(p.c_param() for p in c.params)
-    return f"cudaError_t {c.name}({params})"
+    return f"{status_type(c)} {c.name}({params})"
 
 
-def gen_guest_remote(calls):
+def from_wire_decl(lib):
+    """Declares the library's hand-written wire-status mapping for generated code."""
+    ns, fn = lib.from_wire.rsplit("::", 1)
+    return f"namespace {ns} {{\n{lib.status} {fn}(cudaError_t wire_status);\n}}  // namespace {ns}\n"
+
+
+def gen_guest_remote(calls, lib=None, base="guest_remote"):
     decls = "\n".join(f"{remote_signature(c)};" for c in calls)
+    lib_include = f"#include <{lib.header}>\n" if lib else ""
+    lib_decl = ("\n// Maps a wire status to the library's status (hand-written in shim/).\n" + from_wire_decl(lib)) if lib else ""
     h = f"""{HEADER}#pragma once
 #include <cuda_runtime_api.h>
-
+{lib_include}
 #include "protocol/message.h"
 #include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
-
+#include "protocol/wire_types.h"
+{lib_decl}
 // vgpu::remote::<call>: encodes the arguments, sends the call through the
 // guest transport, waits for the reply and decodes it. The exported CUDA
 // functions (generated stubs or the hand-written ones) call these.
@@ -268,12 +359,16 @@ namespace vgpu::remote {{
 
 }}  // namespace vgpu::remote
 """
+    # A library's statuses: its own values travel above wire_base; anything
+    # else is a cudaError_t of the transport or host, mapped by from_wire.
+    invalid = lib.invalid if lib else "cudaErrorInvalidValue"
+    conv = (lambda e: f"{lib.from_wire}({e})") if lib else (lambda e: e)
     defs = []
     for c in calls:
         lines = [f"{remote_signature(c)} {{"]
         for p in c.outs:
             if not p.nullable:
-                lines.append(f"  if ({p.name} == nullptr) return cudaErrorInvalidValue;")
+                lines.append(f"  if ({p.name} == nullptr) return {invalid};")
         lines.append(f"  wire::{c.name}_req req{{}};")
         data_len = []
         for p in c.ins:
@@ -282,12 +377,14 @@ namespace vgpu::remote {{
                 data_len.append(f"{p.name}.length")
             elif p.wire in POINTERISH:
                 lines.append(f"  req.{p.name} = reinterpret_cast<uint64_t>({p.name});")
+            elif p.wire == "scalar":
+                lines.append(f"  req.{p.name} = {p.name};")
             else:
                 lines.append(f"  req.{p.name} = static_cast<{p.wtype}>({p.name});")
         dl = " + ".join(data_len) if data_len else "0"
         tail = f"{c.blob.name}.data, {c.blob.name}.size" if c.blob else "nullptr, 0"
         if c.posted:
-            lines.append(f"  return shim::guest_post(0x{c.id:04x}, &req, wire::{c.name}_req::wire_size(), {tail});")
+            lines.append(f"  return {conv(f'shim::guest_post(0x{c.id:04x}, &req, wire::{c.name}_req::wire_size(), {tail})')};")
             lines.append("}")
             defs.append("\n".join(lines))
             continue
@@ -295,24 +392,30 @@ namespace vgpu::remote {{
         lines.append(f"  const cudaError_t st = shim::guest_call(0x{c.id:04x}, &req, wire::{c.name}_req::wire_size(),")
         lines.append(f"                                          &rep, wire::{c.name}_rep::wire_size(), {dl}, {tail});")
         if c.outs:
-            lines.append("  if (st != cudaSuccess) return st;")
+            lines.append(f"  if (st != cudaSuccess) return {conv('st')};")
             for p in c.outs:
                 guard = f"if ({p.name}) " if p.nullable else ""
                 if p.wire in POINTERISH:
                     lines.append(f"  {guard}*{p.name} = reinterpret_cast<{p.ctype}>(static_cast<uintptr_t>(rep.{p.name}));")
+                elif p.wire == "scalar":
+                    lines.append(f"  {guard}*{p.name} = rep.{p.name};")
                 else:
                     lines.append(f"  {guard}*{p.name} = static_cast<{p.ctype}>(rep.{p.name});")
-        lines.append("  return st;")
+        lines.append(f"  return {conv('st')};")
         lines.append("}")
         defs.append("\n".join(lines))
-    cpp = f"""{HEADER}#include "guest_remote.h"
+    checks = ""
+    if lib:
+        checks = (f"// The number the unsupported stubs return (compiled without the headers) is this value.\n"
+                  f"static_assert(static_cast<int>({lib.unsupported_name}) == {lib.unsupported_value});\n\n")
+    cpp = f"""{HEADER}#include "{base}.h"
 
 #include <cstdint>
 
 #include "api_wire.h"
 #include "shim/transport/guest_call.h"
 
-namespace vgpu::remote {{
+{checks}namespace vgpu::remote {{
 
 {chr(10).join(d + chr(10) for d in defs)}
 }}  // namespace vgpu::remote
@@ -366,10 +469,47 @@ def gen_unsupported(names):
 """
 
 
-def gen_version_script(exports, extra):
+def gen_lib_stubs(calls, lib):
+    fns = []
+    for c in calls:
+        if c.guest != "stub":
+            continue
+        args = ", ".join(p.name for p in c.params)
+        fns.append(f'extern "C" {remote_signature(c)} {{\n  return vgpu::remote::{c.name}({args});\n}}\n')
+    return f"""{HEADER}// The exported {lib.name} functions whose whole job is to remote one call,
+// compiled against NVIDIA's declarations ({lib.header}).
+#include <{lib.header}>
+
+#include "{lib.name}_remote.h"
+
+{chr(10).join(fns)}"""
+
+
+def gen_lib_unsupported(names, lib):
+    fns = "\n".join(f'extern "C" int {n}() {{ return vgpu::shim::library_not_supported("{lib.name}", "{n}", '
+                    f"{lib.unsupported_value}); }}" for n in names)
+    return f"""{HEADER}// Every name NVIDIA's {lib.soname} exports that vgpu does not implement yet:
+// {lib.unsupported_name} ({lib.unsupported_value}) and one log line, never a crash or a fake success.
+// Compiled without the CUDA headers: these do not claim NVIDIA's signatures.
+#include "shim/transport/library_unsupported.h"
+
+{fns}
+"""
+
+
+def gen_version_script(exports, extra, node="libcudart.so.13"):
     names = "\n".join(f"    {n};" for n in sorted(set(exports) | set(extra)))
+    if node == "none":
+        return f"""/* {HEADER.strip()[3:]} */
+{{
+  global:
+{names}
+  local:
+    *;
+}};
+"""
     return f"""/* {HEADER.strip()[3:]} */
-libcudart.so.13 {{
+{node} {{
   global:
 {names}
   local:
@@ -382,17 +522,20 @@ def gen_host_handler(calls):
     methods = []
     for c in calls:
         params = ", ".join(["call_context& ctx"] + [p.host_param() for p in c.params])
-        methods.append(f"  virtual cudaError_t on_{c.name}({params}) = 0;")
+        methods.append(f"  virtual {status_type(c)} on_{c.name}({params}) = 0;")
     overrides = " \\\n".join(
-        "  cudaError_t on_{}({}) override;".format(c.name, ", ".join(["call_context& ctx"] + [p.host_param() for p in c.params]))
+        "  {} on_{}({}) override;".format(status_type(c), c.name, ", ".join(["call_context& ctx"] + [p.host_param() for p in c.params]))
         for c in calls)
+    headers = sorted({c.lib.header for c in calls if c.lib})
+    lib_includes = "".join(f"#include <{h}>\n" for h in headers)
     return f"""{HEADER}#pragma once
 #include <cstdint>
 
 #include <driver_types.h>
-
+{lib_includes}
 #include "actors/executor/call_context.h"
 #include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
+#include "protocol/wire_types.h"
 
 // Every handler method, for an executor session's class body: adding a call
 // to the description declares it in each executor, and the linker then asks
@@ -404,7 +547,8 @@ namespace vgpu::host {{
 
 // What an executor session implements: one method per remoted call, taking the
 // decoded wire values (handles are host-issued ids, data are bounds-checked
-// spans of the channel data area). Returns a cudaError_t for the guest.
+// spans of the channel data area). Returns a cudaError_t for the guest, or
+// the library's own status for a library's call (cuBLAS: cublasStatus_t).
 class api_handler {{
  public:
   virtual ~api_handler() = default;
@@ -443,7 +587,14 @@ def gen_host_dispatch(calls):
                 args.append(f"&rep.{p.name}")
             else:
                 args.append(f"req.{p.name}")
-        lines.append(f"      const cudaError_t st = h.on_{c.name}({', '.join(args)});")
+        if c.lib:
+            # The library's status crosses the wire above its wire_base; a posted
+            # call's failure is kept as a CUDA error for the next synchronising call.
+            lines.append(f"      const {c.lib.status} lst = h.on_{c.name}({', '.join(args)});")
+            fail = c.lib.posted_error if c.posted else f"static_cast<cudaError_t>({c.lib.wire_base} + static_cast<int>(lst))"
+            lines.append(f"      const cudaError_t st = lst == {c.lib.success} ? cudaSuccess : {fail};")
+        else:
+            lines.append(f"      const cudaError_t st = h.on_{c.name}({', '.join(args)});")
         lines.append(f"      static_assert(wire::{c.name}_rep::wire_size() <= kMaxReplyBytes);")
         lines.append(f"      std::memcpy(reply, static_cast<const void*>(&rep), wire::{c.name}_rep::wire_size());")
         lines.append(f"      *reply_len = wire::{c.name}_rep::wire_size();")
@@ -512,7 +663,36 @@ def gen_driver(api, exports_path, out):
 """)
 
 
+def gen_library(api, exports_path, out, taken_ids):
+    """One --library: its guest files; returns its calls for the shared host tables."""
+    calls, local, lib = parse(api, want_library=True)
+    for c in calls:
+        if c.id in taken_ids:
+            sys.exit(f"{api}: call id 0x{c.id:04x} ({c.name}) is taken by another description")
+        taken_ids.add(c.id)
+    exports = [l.strip() for l in open(exports_path) if l.strip()]
+    exported = set(exports)
+    guest_defined = {c.name for c in calls if c.guest == "stub"} | set(local)
+    for n in sorted(guest_defined):
+        if n not in exported:
+            sys.exit(f"{api}: {n} is not a name {lib.soname} exports (typo?)")
+    h, cpp = gen_guest_remote(calls, lib, f"{lib.name}_remote")
+    write(out, f"{lib.name}_remote.h", h)
+    write(out, f"{lib.name}_remote.cpp", cpp)
+    write(out, f"{lib.name}_stubs.cpp", gen_lib_stubs(calls, lib))
+    write(out, f"{lib.name}_unsupported.cpp", gen_lib_unsupported([n for n in exports if n not in guest_defined], lib))
+    write(out, f"{lib.name}.map", gen_version_script(exports, [], lib.node))
+    return calls
+
+
 def main():
+    libraries = []
+    while "--library" in sys.argv:
+        i = sys.argv.index("--library")
+        if len(sys.argv) < i + 3:
+            sys.exit(__doc__)
+        libraries.append((sys.argv[i + 1], sys.argv[i + 2]))
+        del sys.argv[i:i + 3]
     if len(sys.argv) == 6:
         os.makedirs(sys.argv[3], exist_ok=True)
         gen_driver(sys.argv[4], sys.argv[5], sys.argv[3])
@@ -520,21 +700,27 @@ def main():
     if len(sys.argv) != 4:
         sys.exit(__doc__)
     api, exports_path, out = sys.argv[1:]
+    os.makedirs(out, exist_ok=True)
     calls, local = parse(api)
+    runtime_calls = list(calls)
+    taken = {c.id for c in calls}
+    for lib_api, lib_exports in libraries:
+        calls += gen_library(lib_api, lib_exports, out, taken)
+    calls.sort(key=lambda c: c.id)
     exports = [l.strip() for l in open(exports_path) if l.strip()]
     exported = set(exports)
-    guest_defined = {c.name for c in calls if c.name.startswith("cuda")} | set(local)
-    guest_defined |= {c.name + "_ptsz" for c in calls if c.ptsz}
+    guest_defined = {c.name for c in runtime_calls if c.name.startswith("cuda")} | set(local)
+    guest_defined |= {c.name + "_ptsz" for c in runtime_calls if c.ptsz}
     for n in sorted(guest_defined):
         if n not in exported:
             sys.exit(f"{api}: {n} is not a name libcudart.so.13 exports (typo?)")
     os.makedirs(out, exist_ok=True)
     write(out, "api_ids.h", gen_ids(calls))
     write(out, "api_wire.h", gen_wire(calls))
-    h, cpp = gen_guest_remote(calls)
+    h, cpp = gen_guest_remote(runtime_calls)
     write(out, "guest_remote.h", h)
     write(out, "guest_remote.cpp", cpp)
-    write(out, "guest_stubs.cpp", gen_guest_stubs(calls))
+    write(out, "guest_stubs.cpp", gen_guest_stubs(runtime_calls))
     write(out, "guest_unsupported.cpp", gen_unsupported([n for n in exports if n not in guest_defined]))
     write(out, "libcudart.map", gen_version_script(exports, ["vgpuShimInfo", "vgpuDebugLaunchRecord"]))
     write(out, "host_handler.h", gen_host_handler(calls))

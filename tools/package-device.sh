@@ -36,8 +36,7 @@ warn() { printf 'package-device: warning: %s\n' "$*" >&2; }
 die() { printf 'package-device: error: %s\n' "$*" >&2; exit 1; }
 
 REQUIRED_BINS=(vgpu-mediator)
-GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench
-            vgpu-nvml-test vgpu-smi)  # NVML (tools/nvml-check.sh)
+GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
 # Guest libraries that go beside the guest programs in bin/.
 # Test programs of the other guest libraries: taken when built.
 OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern)

@@ -110,6 +110,24 @@ class reference_session final : public api_handler {
   uint64_t limits_[7] = {1024, 1 << 20, 8 << 20, 2, 2048, 64, 0};
   bool warned_launch_ = false;
   bool warned_image_ = false;
+
+  // --- cuBLAS (reference_session_cublas.cpp) ---------------------------------
+  // A handle's host state; the arithmetic runs at once on the CPU BLAS.
+  struct blas_handle {
+    uint64_t stream = 0;
+    uint64_t workspace = 0;
+    uint64_t workspace_bytes = 0;
+    int32_t math_mode = 0;
+    int32_t atomics_mode = 0;
+  };
+  // The host bytes of [ptr, ptr+len) when the session holds that range
+  // (len 0: a non-null placeholder never touched); nullptr otherwise.
+  uint8_t* blas_bytes(const char* call, const call_context& ctx, uint64_t ptr, uint64_t len);
+  // A reduction (dot, nrm2, asum, iamax) into `result` (host bytes).
+  cublasStatus_t blas_reduce(call_context& ctx, uint64_t handle, int32_t op, int64_t n, uint64_t x, int64_t incx,
+                             uint64_t y, int64_t incy, int32_t dtype, protocol::scalar16* result);
+  handle_table<blas_handle> blas_handles_;
+  // --- end cuBLAS ------------------------------------------------------------
 };
 
 }  // namespace vgpu::host::reference
