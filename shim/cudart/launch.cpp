@@ -15,6 +15,7 @@
 #include "shim/cudart/registry.h"
 #include "shim/transport/guest_call.h"
 #include "shim/transport/guest_log.h"
+#include "shim/transport/module_calls.h"
 
 namespace vgpu::shim {
 
@@ -27,9 +28,8 @@ struct call_config {
 };
 thread_local std::vector<call_config> t_configs;  // <<<...>>> nests through argument evaluation
 
-constexpr uint32_t kCooperative = 1u << 0;
-constexpr uint32_t kProgrammaticSerialization = 1u << 1;
-constexpr uint32_t kMaxParamBlock = 32764;  // CUDA's limit on a kernel's parameters
+constexpr uint32_t kCooperative = kLaunchCooperative;  // shim/transport/module_calls.h
+constexpr uint32_t kProgrammaticSerialization = kLaunchProgrammatic;
 
 struct launch_options {
   dim3 cluster{0, 0, 0};
@@ -58,22 +58,20 @@ cudaError_t launch(const void* func, dim3 grid, dim3 block, void** args, size_t 
   std::memset(params, 0, k->param_bytes);  // padding between parameters carries no stack bytes
   for (size_t i = 0; i < k->layout.size(); ++i)
     std::memcpy(params + k->layout[i].first, args[i], k->layout[i].second);
-  wire::vgpuLaunchKernel_req req{};
-  req.function = k->function;
-  req.gridX = grid.x;
-  req.gridY = grid.y;
-  req.gridZ = grid.z;
-  req.blockX = block.x;
-  req.blockY = block.y;
-  req.blockZ = block.z;
-  req.sharedMem = static_cast<uint32_t>(shared_mem);
-  req.stream = reinterpret_cast<uint64_t>(stream);
-  req.clusterX = opt.cluster.x;
-  req.clusterY = opt.cluster.y;
-  req.clusterZ = opt.cluster.z;
-  req.launchFlags = opt.flags;
-  return guest_post(static_cast<uint16_t>(protocol::call_id::vgpuLaunchKernel), &req,
-                    wire::vgpuLaunchKernel_req::wire_size(), params, k->param_bytes);
+  launch_shape shape;
+  shape.grid[0] = grid.x;
+  shape.grid[1] = grid.y;
+  shape.grid[2] = grid.z;
+  shape.block[0] = block.x;
+  shape.block[1] = block.y;
+  shape.block[2] = block.z;
+  shape.shared_mem = static_cast<uint32_t>(shared_mem);
+  shape.stream = reinterpret_cast<uint64_t>(stream);
+  shape.cluster[0] = opt.cluster.x;
+  shape.cluster[1] = opt.cluster.y;
+  shape.cluster[2] = opt.cluster.z;
+  shape.flags = opt.flags;
+  return post_launch(k->function, shape, params, k->param_bytes);
 }
 
 cudaStream_t per_thread(cudaStream_t s) { return s ? s : cudaStreamPerThread; }
