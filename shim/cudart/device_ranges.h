@@ -10,5 +10,7 @@ namespace vgpu::shim {
 void remember_device_range(uint64_t base, uint64_t size);
 void forget_device_range(uint64_t base);
 bool is_device_pointer(const void* p);
+// Inside a buffer cudaMallocHost / cudaHostAlloc handed out (memory.cpp).
+bool is_pinned_host_pointer(const void* p);
 
 }  // namespace vgpu::shim

@@ -1,4 +1,5 @@
 // Device and pinned host memory.
+#include <cstddef>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -24,8 +25,8 @@ std::map<uint64_t, uint64_t>& ranges() {
 // they are page-aligned guest memory; carving them out of the shared region
 // (zero-copy DMA) is the performance issue's work.
 std::mutex g_host_mutex;
-std::set<void*>& host_buffers() {
-  static auto* s = new std::set<void*>;
+std::map<void*, size_t>& host_buffers() {  // base -> bytes
+  static auto* s = new std::map<void*, size_t>;
   return *s;
 }
 constexpr size_t kPage = 4096;
@@ -48,6 +49,14 @@ bool is_device_pointer(const void* p) {
   if (it == ranges().begin()) return false;
   --it;
   return v - it->first < it->second;
+}
+
+bool is_pinned_host_pointer(const void* p) {
+  std::lock_guard<std::mutex> lock(g_host_mutex);
+  auto it = host_buffers().upper_bound(const_cast<void*>(p));
+  if (it == host_buffers().begin()) return false;
+  --it;
+  return static_cast<const char*>(p) - static_cast<const char*>(it->first) < static_cast<std::ptrdiff_t>(it->second);
 }
 
 }  // namespace vgpu::shim
@@ -81,7 +90,7 @@ extern "C" cudaError_t cudaHostAlloc(void** pHost, size_t size, unsigned int fla
     return finish(cudaErrorMemoryAllocation);
   {
     std::lock_guard<std::mutex> lock(vgpu::shim::g_host_mutex);
-    vgpu::shim::host_buffers().insert(p);
+    vgpu::shim::host_buffers().emplace(p, rounded);
   }
   *pHost = p;
   return cudaSuccess;

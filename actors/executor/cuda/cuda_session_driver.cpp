@@ -311,3 +311,41 @@ cudaError_t cuda_session::on_vgpuOccupancyMaxActiveClusters(call_context& c, int
 }  // namespace vgpu::host::cuda
 
 #undef VGPU_DRIVER_ENTER
+
+namespace vgpu::host::cuda {
+
+cudaError_t cuda_session::on_vgpuPointerGetAttributes(call_context& /*c*/, uint32_t* type, uint64_t* base,
+                                                      uint64_t* size, int32_t* device, uint64_t ptr) {
+  // Answered from the session's own tables (never the driver's view of a
+  // guest-chosen address): allocations, module variables, VMM mappings.
+  *type = 0;
+  *base = 0;
+  *size = 0;
+  *device = -1;
+  const auto find_in = [&](const std::map<uint64_t, uint64_t>& m) {
+    auto it = m.upper_bound(ptr);
+    if (it == m.begin()) return false;
+    --it;
+    if (ptr - it->first >= it->second) return false;
+    *base = it->first;
+    *size = it->second;
+    return true;
+  };
+  bool found = find_in(ledger_.all()) || find_in(globals_.all());
+  if (!found) {
+    auto it = mappings_.upper_bound(ptr);
+    if (it != mappings_.begin() && ptr - std::prev(it)->first < std::prev(it)->second.size) {
+      --it;
+      *base = it->first;
+      *size = it->second.size;
+      found = true;
+    }
+  }
+  if (found) {
+    *type = CU_MEMORYTYPE_DEVICE;
+    *device = device_;
+  }
+  return cudaSuccess;
+}
+
+}  // namespace vgpu::host::cuda

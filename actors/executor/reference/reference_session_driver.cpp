@@ -249,3 +249,31 @@ cudaError_t reference_session::on_vgpuOccupancyMaxActiveClusters(call_context& c
 }
 
 }  // namespace vgpu::host::reference
+
+namespace vgpu::host::reference {
+
+cudaError_t reference_session::on_vgpuPointerGetAttributes(call_context& ctx, uint32_t* type, uint64_t* base,
+                                                           uint64_t* size, int32_t* device, uint64_t ptr) {
+  *type = 0;
+  *base = 0;
+  *size = 0;
+  *device = -1;
+  const auto& all = ledger_.all();  // allocations and module variables
+  auto it = all.upper_bound(ptr);
+  if (it != all.begin() && ptr - std::prev(it)->first < std::prev(it)->second) {
+    --it;
+    *base = it->first;
+    *size = it->second;
+  } else {
+    auto m = mappings_.upper_bound(ptr);
+    if (m == mappings_.begin() || ptr - std::prev(m)->first >= std::prev(m)->second.size) return cudaSuccess;
+    --m;
+    *base = m->first;
+    *size = m->second.size;
+  }
+  *type = CU_MEMORYTYPE_DEVICE;
+  *device = ctx.device;  // one configured device model serves every ordinal
+  return cudaSuccess;
+}
+
+}  // namespace vgpu::host::reference
