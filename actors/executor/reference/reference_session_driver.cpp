@@ -7,6 +7,7 @@
 #include <cuda.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <iterator>
 
 #include <spdlog/spdlog.h>
@@ -237,14 +238,15 @@ cudaError_t reference_session::on_vgpuOccupancyMaxActiveClusters(call_context& c
   if (cluster == 0) cluster = uint64_t(std::max(f->cluster[0], 1)) * std::max(f->cluster[1], 1) * std::max(f->cluster[2], 1);
   const uint64_t max_cluster = f->non_portable_cluster ? 16 : kPortableCluster;
   if (threads == 0 || threads > 1024 || cluster > max_cluster) return cudaErrorInvalidValue;
-  // A cluster runs on `cluster` SMs at once; each SM holds as many blocks as
-  // threads and shared memory allow. An estimate of the same shape as the
-  // GPU's answer, not its value.
+  // Each SM holds as many blocks as threads and shared memory allow, and a
+  // cluster's blocks are co-scheduled (on one SM or several): resident blocks
+  // over the cluster size. An estimate of the same shape as the GPU's answer,
+  // not its value.
   uint64_t per_sm = kMaxThreadsPerSM / threads;
   if (sharedMem != 0) per_sm = std::min<uint64_t>(per_sm, kSharedPerSM / sharedMem);
   if (per_sm == 0) return cudaSuccess;  // 0 clusters fit, as the driver answers
   const uint64_t sms = static_cast<uint64_t>(std::max(state_->props().multiProcessorCount, 0));
-  *numClusters = static_cast<int32_t>(per_sm * (sms / cluster));
+  *numClusters = static_cast<int32_t>(std::min<uint64_t>(per_sm * sms / cluster, INT32_MAX));
   return cudaSuccess;
 }
 
