@@ -66,3 +66,20 @@ extern "C" CUresult cuMemsetD8(CUdeviceptr dstDevice, unsigned char uc, size_t N
   return to_cu(vgpu::shim::guest_call(static_cast<uint16_t>(vgpu::protocol::call_id::vgpuMemset), &req,
                                       vgpu::wire::vgpuMemset_req::wire_size(), nullptr, 0, 0));
 }
+
+// Stream-ordered allocation on the host's default pool (vgpuMallocAsync /
+// vgpuFreeAsync, as the runtime's cudaMallocAsync / cudaFreeAsync).
+extern "C" CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
+  VGPU_REQUIRE_INIT();
+  if (!dptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+  unsigned long long p = 0;
+  const cudaError_t st = vgpu::remote::vgpuMallocAsync(&p, bytesize, reinterpret_cast<cudaStream_t>(hStream));
+  if (st == cudaSuccess) *dptr = p;
+  return to_cu(st);
+}
+
+extern "C" CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) {
+  VGPU_REQUIRE_INIT();
+  if (dptr == 0) return CUDA_ERROR_INVALID_VALUE;
+  return to_cu(vgpu::remote::vgpuFreeAsync(dptr, reinterpret_cast<cudaStream_t>(hStream)));
+}

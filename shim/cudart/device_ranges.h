@@ -12,5 +12,7 @@ void forget_device_range(uint64_t base);
 bool is_device_pointer(const void* p);
 // Inside a buffer cudaMallocHost / cudaHostAlloc handed out (memory.cpp).
 bool is_pinned_host_pointer(const void* p);
+// Inside a range cudaHostRegister registered (host_register.cpp).
+bool is_registered_host_pointer(const void* p);
 
 }  // namespace vgpu::shim

@@ -29,7 +29,7 @@ extern "C" cudaError_t cudaPointerGetAttributes(cudaPointerAttributes* attribute
     attributes->device = device;
     attributes->devicePointer = const_cast<void*>(ptr);
     attributes->hostPointer = nullptr;
-  } else if (ptr && vgpu::shim::is_pinned_host_pointer(ptr)) {
+  } else if (ptr && (vgpu::shim::is_pinned_host_pointer(ptr) || vgpu::shim::is_registered_host_pointer(ptr))) {
     // Pinned and, with unified addressing, reachable from the device at the
     // same address.
     attributes->type = cudaMemoryTypeHost;

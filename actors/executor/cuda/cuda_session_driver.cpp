@@ -310,8 +310,6 @@ cudaError_t cuda_session::on_vgpuOccupancyMaxActiveClusters(call_context& c, int
 
 }  // namespace vgpu::host::cuda
 
-#undef VGPU_DRIVER_ENTER
-
 namespace vgpu::host::cuda {
 
 cudaError_t cuda_session::on_vgpuPointerGetAttributes(call_context& /*c*/, uint32_t* type, uint64_t* base,
@@ -349,3 +347,52 @@ cudaError_t cuda_session::on_vgpuPointerGetAttributes(call_context& /*c*/, uint3
 }
 
 }  // namespace vgpu::host::cuda
+
+namespace vgpu::host::cuda {
+
+// --- stream-ordered allocation ---------------------------------------------------
+// The context's default memory pool, in stream order. The pointer exists as
+// soon as cuMemAllocAsync returns, so the reply goes out at once (nothing
+// waits for the stream). cuMemFree frees such memory too: the session's
+// teardown and cudaFree need no second path.
+
+cudaError_t cuda_session::on_vgpuMallocAsync(call_context& c, uint64_t* ptr, uint64_t size, uint64_t stream) {
+  VGPU_DRIVER_ENTER(c);
+  *ptr = 0;
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaMallocAsync", "stream", stream, c);
+  if (size == 0) return cudaSuccess;
+  CUdeviceptr p = 0;
+  if (cudaError_t st = check(cuMemAllocAsync(&p, size, s), "cuMemAllocAsync", c); st != cudaSuccess) return st;
+  ledger_.add(p, size);
+  state_->used.fetch_add(size, std::memory_order_relaxed);
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cuda_session::on_vgpuFreeAsync(call_context& c, uint64_t ptr, uint64_t stream) {
+  VGPU_DRIVER_ENTER(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaFreeAsync", "stream", stream, c);
+  if (ptr == 0) return cudaSuccess;
+  const auto it = ledger_.all().find(ptr);
+  if (it == ledger_.all().end()) {
+    spdlog::debug("[cuda-executor] cudaFreeAsync: 0x{:x} is not an allocation of this session (vm={})", ptr,
+                  c.vm_id);
+    return cudaErrorInvalidValue;
+  }
+  const uint64_t size = it->second;
+  if (cudaError_t st = check(cuMemFreeAsync(static_cast<CUdeviceptr>(ptr), s), "cuMemFreeAsync", c);
+      st != cudaSuccess) {
+    return st;  // still in the ledger: freed with the session at the latest
+  }
+  // Out of the ledger now: every call the guest made before this one was
+  // checked already, and nothing after it may name the memory.
+  ledger_.remove(ptr);
+  state_->used.fetch_sub(size, std::memory_order_relaxed);
+  return cudaSuccess;
+}
+
+}  // namespace vgpu::host::cuda
+
+#undef VGPU_DRIVER_ENTER

@@ -279,3 +279,26 @@ cudaError_t reference_session::on_vgpuPointerGetAttributes(call_context& ctx, ui
 }
 
 }  // namespace vgpu::host::reference
+
+namespace vgpu::host::reference {
+
+// Stream-ordered allocation: everything runs at once here, so an
+// asynchronous allocation is an allocation and its free a free.
+cudaError_t reference_session::on_vgpuMallocAsync(call_context& ctx, uint64_t* ptr, uint64_t size, uint64_t stream) {
+  *ptr = 0;
+  if (!stream_ok(stream)) {
+    spdlog::debug("[reference-executor] cudaMallocAsync: no stream {:#x} (vm={})", stream, ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  return on_cudaMalloc(ctx, ptr, size);
+}
+
+cudaError_t reference_session::on_vgpuFreeAsync(call_context& ctx, uint64_t ptr, uint64_t stream) {
+  if (!stream_ok(stream)) {
+    spdlog::debug("[reference-executor] cudaFreeAsync: no stream {:#x} (vm={})", stream, ctx.vm_id);
+    return cudaErrorInvalidResourceHandle;
+  }
+  return on_cudaFree(ctx, ptr);
+}
+
+}  // namespace vgpu::host::reference
