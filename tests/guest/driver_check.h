@@ -28,6 +28,12 @@ inline std::string name_of(CUresult r) {
   return n ? n : std::to_string(static_cast<int>(r));
 }
 
+// check() that also returns the verdict.
+inline bool check_ok(bool ok, const std::string& what, const std::string& detail = "") {
+  check(ok, what, detail);
+  return ok;
+}
+
 inline bool ok_cu(CUresult r, const std::string& what) {
   check(r == CUDA_SUCCESS, what, name_of(r));
   return r == CUDA_SUCCESS;
@@ -37,5 +43,6 @@ inline bool ok_cu(CUresult r, const std::string& what) {
 void vmm_checks(CUdevice dev);
 void module_checks(CUdevice dev, bool reference);
 void pointer_checks(CUdevice dev);
+void pool_checks(CUdevice dev);
 
 }  // namespace driver_test

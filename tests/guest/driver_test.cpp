@@ -174,6 +174,7 @@ int main(int argc, char** argv) {
   vmm_checks(dev);
   module_checks(dev, reference);
   pointer_checks(dev);
+  pool_checks(dev);
 
   ok_cu(cuMemFree(d1), "cuMemFree d1");
   ok_cu(cuMemFree(d2), "cuMemFree d2");
