@@ -15,6 +15,7 @@
 #include "guest_remote.h"
 #include "shim/cuda/driver_common.h"
 #include "shim/cuda/driver_objects.h"
+#include "shim/transport/device_ranges.h"
 #include "shim/transport/module_calls.h"
 
 namespace vgpu::shim {
@@ -79,6 +80,7 @@ CUresult unload_module(drv_module* m) {
     if (!o.modules.erase(m)) return CUDA_ERROR_INVALID_HANDLE;
     for (const auto& f : m->functions) o.functions.erase(f.second.get());
   }
+  for (const uint64_t g : m->globals) forget_device_range(g);
   const std::unique_ptr<drv_module> owned(m);
   return to_cu(vgpu::shim::unload_module(m->id));
 }
@@ -219,6 +221,12 @@ extern "C" CUresult cuModuleGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUmodule
   const cudaError_t st = get_global(m->id, name, &p, &n);
   if (st == cudaErrorInvalidSymbol) return CUDA_ERROR_NOT_FOUND;
   if (st != cudaSuccess) return to_cu(st);
+  remember_device_range(p, n);  // cudaMemcpyDefault knows it, until the module goes
+  {
+    auto& o = objs();
+    std::lock_guard<std::mutex> lock(o.mutex);
+    m->globals.push_back(p);
+  }
   if (dptr) *dptr = p;
   if (bytes) *bytes = n;
   return CUDA_SUCCESS;

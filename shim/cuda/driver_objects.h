@@ -29,6 +29,7 @@ struct drv_function {
 struct drv_module {
   uint64_t id = 0;  // the session's module id (next_module_id())
   std::unordered_map<std::string, std::unique_ptr<drv_function>> functions;  // by name, fetched once
+  std::vector<uint64_t> globals;  // device ranges of its variables (shim/transport/device_ranges.h)
 };
 
 // A CUlibrary: one module in the session's one context.

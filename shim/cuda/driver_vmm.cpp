@@ -8,6 +8,7 @@
 
 #include "guest_remote.h"
 #include "shim/cuda/driver_common.h"
+#include "shim/transport/device_ranges.h"
 
 using vgpu::shim::to_cu;
 
@@ -74,12 +75,16 @@ extern "C" CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemG
                              unsigned long long flags) {
   VGPU_REQUIRE_INIT();
   if (flags != 0) return CUDA_ERROR_INVALID_VALUE;
-  return to_cu(vgpu::remote::vgpuMemMap(ptr, size, offset, handle));
+  const cudaError_t st = vgpu::remote::vgpuMemMap(ptr, size, offset, handle);
+  if (st == cudaSuccess) vgpu::shim::remember_device_range(ptr, size);  // cudaMemcpyDefault knows it
+  return to_cu(st);
 }
 
 extern "C" CUresult cuMemUnmap(CUdeviceptr ptr, size_t size) {
   VGPU_REQUIRE_INIT();
-  return to_cu(vgpu::remote::vgpuMemUnmap(ptr, size));
+  const cudaError_t st = vgpu::remote::vgpuMemUnmap(ptr, size);
+  if (st == cudaSuccess) vgpu::shim::forget_device_ranges_in(ptr, size);
+  return to_cu(st);
 }
 
 extern "C" CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc* desc, size_t count) {

@@ -4,7 +4,6 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <shared_mutex>
 
 #include <cuda_runtime_api.h>
 
@@ -15,12 +14,6 @@
 namespace vgpu::shim {
 
 namespace {
-std::shared_mutex g_ranges_mutex;
-std::map<uint64_t, uint64_t>& ranges() {
-  static auto* r = new std::map<uint64_t, uint64_t>;
-  return *r;
-}
-
 // Pinned host buffers handed out by cudaMallocHost / cudaHostAlloc. For now
 // they are page-aligned guest memory; carving them out of the shared region
 // (zero-copy DMA) is the performance issue's work.
@@ -31,25 +24,6 @@ std::map<void*, size_t>& host_buffers() {  // base -> bytes
 }
 constexpr size_t kPage = 4096;
 }  // namespace
-
-void remember_device_range(uint64_t base, uint64_t size) {
-  std::unique_lock<std::shared_mutex> lock(g_ranges_mutex);
-  ranges()[base] = size;
-}
-
-void forget_device_range(uint64_t base) {
-  std::unique_lock<std::shared_mutex> lock(g_ranges_mutex);
-  ranges().erase(base);
-}
-
-bool is_device_pointer(const void* p) {
-  const auto v = reinterpret_cast<uint64_t>(p);
-  std::shared_lock<std::shared_mutex> lock(g_ranges_mutex);
-  auto it = ranges().upper_bound(v);
-  if (it == ranges().begin()) return false;
-  --it;
-  return v - it->first < it->second;
-}
 
 bool is_pinned_host_pointer(const void* p) {
   std::lock_guard<std::mutex> lock(g_host_mutex);

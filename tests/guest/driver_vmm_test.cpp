@@ -121,6 +121,13 @@ void vmm_checks(CUdevice dev) {
     cuMemFree(plain);
   }
 
+  // The runtime's cudaMemcpyDefault tells VMM memory from host memory.
+  std::vector<unsigned char> viaRuntime(4096, 0);
+  check(cudaMemcpy(viaRuntime.data(), reinterpret_cast<void*>(pool + gran - 2048), 4096, cudaMemcpyDefault) ==
+                cudaSuccess &&
+            std::memcmp(viaRuntime.data(), w.data(), 4096) == 0,
+        "vmm: cudaMemcpy(cudaMemcpyDefault) from mapped memory across chunks");
+
   // A second mapping of chunk 0's handle at the end of the pool aliases it.
   if (first_handle != 0) {
     if (ok_cu(cuMemMap(pool + pool_size, gran, 0, first_handle, 0), "vmm: cuMemMap a handle a second time")) {
