@@ -36,6 +36,16 @@ void pool_checks(CUdevice dev) {
     cudaGetLastError();
   }
 
+  if (g_expect_vgpu) {
+    // A free of memory the session never had: posted, so the error comes at
+    // the next synchronising call of the stream, once.
+    int local = 0;
+    cudaFreeAsync(&local, s);
+    check(cudaStreamSynchronize(s) != cudaSuccess, "pool: a bad cudaFreeAsync is reported at the next synchronize");
+    cudaGetLastError();
+    check(cudaStreamSynchronize(s) == cudaSuccess, "pool: and only once");
+  }
+
   // The driver's forms, on the same session.
   CUdeviceptr d = 0;
   if (ok_cu(cuMemAllocAsync(&d, 4096, reinterpret_cast<CUstream>(s)), "pool: cuMemAllocAsync")) {
