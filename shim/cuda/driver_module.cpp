@@ -389,3 +389,37 @@ extern "C" CUresult cuFuncLoad(CUfunction function) {
   VGPU_REQUIRE_INIT();
   return live_function(function) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
 }
+
+extern "C" CUresult cuKernelGetParamInfo(CUkernel kernel, size_t paramIndex, size_t* paramOffset, size_t* paramSize) {
+  return cuFuncGetParamInfo(reinterpret_cast<CUfunction>(kernel), paramIndex, paramOffset, paramSize);
+}
+
+extern "C" CUresult cuLibraryGetGlobal(CUdeviceptr* dptr, size_t* bytes, CUlibrary library, const char* name) {
+  VGPU_REQUIRE_INIT();
+  drv_library* l = live_library(library);
+  if (!l) return CUDA_ERROR_INVALID_HANDLE;
+  return cuModuleGetGlobal(dptr, bytes, reinterpret_cast<CUmodule>(l->module), name);
+}
+
+extern "C" CUresult cuLibraryLoadFromFile(CUlibrary* library, const char* fileName, CUjit_option* jitOptions,
+                                          void** jitOptionsValues, unsigned int numJitOptions,
+                                          CUlibraryOption* libraryOptions, void** libraryOptionValues,
+                                          unsigned int numLibraryOptions) {
+  VGPU_REQUIRE_INIT();
+  if (!library || !fileName) return CUDA_ERROR_INVALID_VALUE;
+  std::ifstream in(fileName, std::ios::binary);
+  if (!in) return CUDA_ERROR_FILE_NOT_FOUND;
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  bytes.push_back('\0');  // a PTX file ends where its text ends
+  return cuLibraryLoadData(library, bytes.data(), jitOptions, jitOptionsValues, numJitOptions, libraryOptions,
+                           libraryOptionValues, numLibraryOptions);
+}
+
+// The host driver loads lazily or eagerly as its own CUDA_MODULE_LOADING says;
+// to the guest a function is ready when it has it (cuFuncIsLoaded).
+extern "C" CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode* mode) {
+  VGPU_REQUIRE_INIT();
+  if (!mode) return CUDA_ERROR_INVALID_VALUE;
+  *mode = CU_MODULE_EAGER_LOADING;
+  return CUDA_SUCCESS;
+}

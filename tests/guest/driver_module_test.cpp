@@ -283,6 +283,13 @@ void module_checks(CUdevice dev, bool reference) {
     ok_cu(cuLibraryGetKernel(&k, lib, "vgpu_axpy"), "module: cuLibraryGetKernel");
     ok_cu(cuKernelGetFunction(&kf, k), "module: cuKernelGetFunction");
     ok_cu(cuLibraryGetModule(&lm, lib), "module: cuLibraryGetModule");
+    size_t koff = 1, ksize = 0;
+    ok_cu(cuKernelGetParamInfo(k, 1, &koff, &ksize), "module: cuKernelGetParamInfo");
+    check(koff == 8 && ksize == 8, "module: vgpu_axpy's x sits at offset 8, 8 bytes");
+    CUdeviceptr lg = 0;
+    size_t lgs = 0;
+    ok_cu(cuLibraryGetGlobal(&lg, &lgs, lib, "vgpu_counter"), "module: cuLibraryGetGlobal");
+    check(lg != 0 && lg != counter && lgs == sizeof(int), "module: the library's variable is its own");
     ok_cu(cuLaunchKernel(kf, (n + 255) / 256, 1, 1, 256, 1, 1, 0, nullptr, args, nullptr),
           "module: launch a library kernel");
     if (reference) {
