@@ -2,7 +2,10 @@
 // real GPU: virtual memory management (cuMemCreate, cuMemAddressReserve,
 // cuMemMap, cuMemSetAccess, ...) and cuOccupancyMaxActiveClusters.
 //
-// Everything runs in the session's context. Reservations, mappings and
+// Everything runs in the session's context, and physical memory lives on the
+// session's GPU (device_) whichever valid ordinal the guest names, as
+// cudaMalloc's does: a guest never allocates on a GPU it was not placed on.
+// Reservations, mappings and
 // physical handles are the session's own tables: a guest can only unmap,
 // release or free what it created here, and a mapped range is reachable by
 // copies, memsets and launches (check_range) only while it is mapped.
@@ -95,7 +98,7 @@ cudaError_t cuda_session::on_vgpuMemGetAllocationGranularity(call_context& c, ui
   if (option != CU_MEM_ALLOC_GRANULARITY_MINIMUM && option != CU_MEM_ALLOC_GRANULARITY_RECOMMENDED) {
     return cudaErrorInvalidValue;
   }
-  const CUmemAllocationProp prop = device_memory(device);
+  const CUmemAllocationProp prop = device_memory(device_);
   size_t g = 0;
   const cudaError_t st =
       check(cuMemGetAllocationGranularity(&g, &prop, static_cast<CUmemAllocationGranularity_flags>(option)),
@@ -109,14 +112,14 @@ cudaError_t cuda_session::on_vgpuMemCreate(call_context& c, uint64_t* handle, ui
   *handle = 0;
   if (!state_->device_ok(device)) return cudaErrorInvalidDevice;
   if (size == 0) return cudaErrorInvalidValue;
-  const CUmemAllocationProp prop = device_memory(device);
+  const CUmemAllocationProp prop = device_memory(device_);
   CUmemGenericAllocationHandle h = 0;
   // The driver checks the size against the granularity.
   if (cudaError_t st = check(cuMemCreate(&h, size, &prop, 0), "cuMemCreate", c); st != cudaSuccess) return st;
   *handle = physical_.add(physical_alloc{h, size});
   physical_bytes_ += size;
   state_->used.fetch_add(size, std::memory_order_relaxed);
-  spdlog::debug("[cuda-executor] cuMemCreate: {} bytes on GPU {} as handle {:#x} (vm={})", size, device, *handle,
+  spdlog::debug("[cuda-executor] cuMemCreate: {} bytes on GPU {} as handle {:#x} (vm={})", size, device_, *handle,
                 c.vm_id);
   return cudaSuccess;
 }
@@ -247,7 +250,7 @@ cudaError_t cuda_session::on_vgpuMemSetAccess(call_context& c, uint64_t ptr, uin
   }
   CUmemAccessDesc desc{};
   desc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  desc.location.id = device;
+  desc.location.id = device_;
   desc.flags = static_cast<CUmemAccess_flags>(flags);
   return check(cuMemSetAccess(static_cast<CUdeviceptr>(ptr), size, &desc, 1), "cuMemSetAccess", c);
 }
@@ -259,7 +262,7 @@ cudaError_t cuda_session::on_vgpuMemGetAccess(call_context& c, uint64_t* flags, 
   if (!mapped_covers(ptr, 1)) return cudaErrorInvalidValue;
   CUmemLocation loc{};
   loc.type = CU_MEM_LOCATION_TYPE_DEVICE;
-  loc.id = device;
+  loc.id = device_;
   unsigned long long f = 0;
   const cudaError_t st = check(cuMemGetAccess(&f, &loc, static_cast<CUdeviceptr>(ptr)), "cuMemGetAccess", c);
   *flags = f;
