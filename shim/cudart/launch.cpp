@@ -221,3 +221,26 @@ extern "C" cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlo
   return cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func, blockSize, dynamicSMemSize,
                                                                 cudaOccupancyDefault);
 }
+
+// The launch configuration is read here, by value (a forwarded guest pointer
+// would crash the host); cluster 0 = the kernel's compile-time dimensions.
+extern "C" cudaError_t cudaOccupancyMaxActiveClusters(int* numClusters, const void* func,
+                                                      const cudaLaunchConfig_t* launchConfig) {
+  if (!numClusters || !launchConfig || (launchConfig->numAttrs && !launchConfig->attrs)) {
+    return finish(cudaErrorInvalidValue);
+  }
+  uint64_t f = 0;
+  const cudaError_t st = function_of(func, &f);
+  if (st != cudaSuccess) return finish(st);
+  dim3 cluster(0, 0, 0);
+  for (unsigned i = 0; i < launchConfig->numAttrs; ++i) {
+    const cudaLaunchAttribute& a = launchConfig->attrs[i];
+    if (a.id == cudaLaunchAttributeClusterDimension)
+      cluster = dim3(a.val.clusterDim.x, a.val.clusterDim.y, a.val.clusterDim.z);
+  }
+  if (launchConfig->dynamicSmemBytes > UINT32_MAX) return finish(cudaErrorInvalidValue);
+  const dim3 g = launchConfig->gridDim, b = launchConfig->blockDim;
+  return finish(vgpu::remote::vgpuOccupancyMaxActiveClusters(numClusters, f, g.x, g.y, g.z, b.x, b.y, b.z,
+                                                             static_cast<unsigned>(launchConfig->dynamicSmemBytes),
+                                                             cluster.x, cluster.y, cluster.z));
+}
