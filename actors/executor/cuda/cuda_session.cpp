@@ -175,7 +175,7 @@ cuda_session::~cuda_session() {
     modules_.clear();  // cuModuleUnload
     events_.all().clear();
     streams_.all().clear();
-    release_vmm();  // driver API VMM (cuda_session_vmm.cpp)
+    release_vmm();  // driver API VMM (cuda_session_driver.cpp)
     for (const auto& [base, size] : ledger_.all()) {
       if (const CUresult r = cuMemFree(static_cast<CUdeviceptr>(base)); r != CUDA_SUCCESS) {
         spdlog::debug("[cuda-executor] cuMemFree(0x{:x}, {} bytes) at close failed: {}", base,

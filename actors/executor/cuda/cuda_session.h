@@ -110,7 +110,7 @@ class cuda_session final : public api_handler {
   std::unordered_map<uint64_t, loaded_module> modules_;  // guest module id -> module
   handle_table<function_entry> functions_;
 
-  // --- driver API: virtual memory management (cuda_session_vmm.cpp) ---------
+  // --- driver API: virtual memory management (cuda_session_driver.cpp) ---------
   // cuMemCreate'd physical memory, by host-issued id. A handle the guest
   // released while still mapped is released at once (the driver keeps the
   // memory until its last unmap), so only live handles are here.
