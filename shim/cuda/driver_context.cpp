@@ -55,6 +55,11 @@ void make_current(CUcontext ctx) {
 }
 
 }  // namespace
+
+CUcontext context_of_device(int device) {
+  return device >= 0 && device < kMaxDevices ? handle_of(device) : nullptr;
+}
+
 }  // namespace vgpu::shim
 
 using namespace vgpu::shim;

@@ -185,6 +185,7 @@ cuda_session::~cuda_session() {
     modules_.clear();  // cuModuleUnload
     events_.all().clear();
     streams_.all().clear();
+    release_vmm();  // driver API VMM (cuda_session_driver.cpp)
     for (const auto& [base, size] : ledger_.all()) {
       if (const CUresult r = cuMemFree(static_cast<CUdeviceptr>(base)); r != CUDA_SUCCESS) {
         spdlog::debug("[cuda-executor] cuMemFree(0x{:x}, {} bytes) at close failed: {}", base,
@@ -231,7 +232,9 @@ cudaError_t cuda_session::bad_handle(const char* call, const char* kind, uint64_
 cudaError_t cuda_session::check_range(const char* call, const call_context& c, uint64_t ptr,
                                       uint64_t len) const {
   // Never let a guest pointer reach the driver unchecked.
-  if (ledger_.contains(ptr, len) || globals_.contains(ptr, len)) return cudaSuccess;
+  if (ledger_.contains(ptr, len) || globals_.contains(ptr, len) || mapped_covers(ptr, len)) {
+    return cudaSuccess;
+  }
   spdlog::debug("[cuda-executor] {}: [0x{:x}, +{}) is not inside an allocation of this session "
                 "(vm={})",
                 call, ptr, len, c.vm_id);

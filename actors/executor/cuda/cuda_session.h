@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -144,6 +145,28 @@ class cuda_session final : public api_handler {
                                     int64_t count, uint64_t bytes, CUdeviceptr* scratch);
   handle_table<blas_entry> blas_handles_;
   // --- end cuBLAS --------------------------------------------------------------
+  // --- driver API: virtual memory management (cuda_session_driver.cpp) ---------
+  // cuMemCreate'd physical memory, by host-issued id. A handle the guest
+  // released while still mapped is released at once (the driver keeps the
+  // memory until its last unmap), so only live handles are here.
+  struct physical_alloc {
+    CUmemGenericAllocationHandle handle = 0;
+    uint64_t size = 0;
+  };
+  struct vmm_mapping {
+    uint64_t size = 0;
+    uint64_t reservation = 0;  // base of the reservation it lies in
+  };
+  // Is [ptr, ptr+len) inside mapped ranges of one reservation (chunks mapped
+  // back to back count as one buffer, as on the GPU)?
+  bool mapped_covers(uint64_t ptr, uint64_t len) const;
+  // Unmaps, releases and frees everything, in that order (the destructor).
+  void release_vmm();
+  std::map<uint64_t, uint64_t> reservations_;  // base -> size (cuMemAddressReserve)
+  std::map<uint64_t, vmm_mapping> mappings_;   // base -> mapping (cuMemMap)
+  handle_table<physical_alloc> physical_;
+  uint64_t physical_bytes_ = 0;  // counted in state_->used while held
+  // --- end of the virtual memory management block --------------------------
 };
 
 }  // namespace vgpu::host::cuda

@@ -51,6 +51,7 @@ bool reference_session::stream_ok(uint64_t id) {
 }
 
 uint8_t* reference_session::host_at(uint64_t ptr) {
+  if (uint8_t* m = mapped_host_at(ptr)) return m;  // driver API VMM (reference_session_driver.cpp)
   auto it = memory_.upper_bound(ptr);
   --it;  // the ledger vouched for ptr, so an allocation starts at or below it
   return it->second.get() + (ptr - it->first);
@@ -58,7 +59,7 @@ uint8_t* reference_session::host_at(uint64_t ptr) {
 
 cudaError_t reference_session::check_range(const char* call, const call_context& ctx,
                                            uint64_t ptr, uint64_t len) const {
-  if (ledger_.contains(ptr, len)) return cudaSuccess;
+  if (ledger_.contains(ptr, len) || mapped_covers(ptr, len)) return cudaSuccess;
   spdlog::debug("[reference-executor] {}: [0x{:x}, +{}) is not inside an allocation of this "
                 "session (vm={})",
                 call, ptr, len, ctx.vm_id);
