@@ -133,8 +133,10 @@ cudaError_t get_params(cudaGraphNode_t node, cudaKernelNodeParams* p) {
     nm.function = rep.function;
     nm.bytes.reset(new uint8_t[k->param_bytes + 1]);
     nm.args.resize(k->layout.size());
-    for (size_t i = 0; i < k->layout.size(); ++i) nm.args[i] = nm.bytes.get() + k->layout[i].first;
   }
+  // Re-pointed every time: a caller may have replaced an entry of the array
+  // itself (older llama.cpp puts its own pointer in kernelParams[1]).
+  for (size_t i = 0; i < k->layout.size(); ++i) nm.args[i] = nm.bytes.get() + k->layout[i].first;
   std::memcpy(nm.bytes.get(), block.data(), rep.paramBytes);
   p->func = const_cast<void*>(stub);
   p->kernelParams = nm.args.data();

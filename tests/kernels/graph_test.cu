@@ -407,11 +407,20 @@ void run_params() {
   check("params kernelParams stable across GetParams", again.kernelParams && again.kernelParams[1] == fill.kernelParams[1],
         "the argument pointers moved");
 
-  // Rewrite: a value (fill 5.0) and a pointer (scale d instead of c).
+  // Rewrite: a value through the returned pointer (fill 5.0), and a pointer
+  // argument by replacing the array's entry, as older llama.cpp does (scale d
+  // instead of c).
   *static_cast<float*>(fill.kernelParams[1]) = 5.0f;
-  *static_cast<float**>(scale.kernelParams[0]) = m.d;
+  float* new_target = m.d;
+  scale.kernelParams[0] = &new_target;
   ok_rc("params ExecKernelNodeSetParams (value)", cudaGraphExecKernelNodeSetParams(exec, fill_node, &fill));
   ok_rc("params ExecKernelNodeSetParams (pointer)", cudaGraphExecKernelNodeSetParams(exec, scale_node, &scale));
+  cudaKernelNodeParams scale_again{};
+  cudaGraphKernelNodeGetParams(scale_node, &scale_again);
+  check("params GetParams after an entry was replaced points into the node's arguments again",
+        scale_again.kernelParams && scale_again.kernelParams[0] != static_cast<void*>(&new_target) &&
+            *static_cast<float**>(scale_again.kernelParams[0]) == m.c,
+        "kernelParams[0] is still the caller's pointer, or the node's argument changed");
   cudaKernelNodeParams graph_side{};
   cudaGraphKernelNodeGetParams(fill_node, &graph_side);
   check("params the graph's node keeps its own arguments", graph_side.kernelParams &&
@@ -451,14 +460,16 @@ void run_params() {
   ok_rc("params cudaGraphExecUpdate", cudaGraphExecUpdate(exec, graph2, &info));
   check("params update result success", info.result == cudaGraphExecUpdateSuccess,
         fmt("result %d", static_cast<int>(info.result)));
+  // The node handle is the one of the graph the exec was instantiated from
+  // (what CUDA documents); the parameters are the new graph's.
   cudaKernelNodeParams fill2{};
   cudaGraphNode_t fill2_node = kernel_node(graph2, reinterpret_cast<const void*>(g_fill), &fill2);
+  check("params new graph's fill node found", fill2_node != nullptr && fill2.kernelParams &&
+                                                  *static_cast<float*>(fill2.kernelParams[1]) == 7.0f,
+        "not found, or its value is not 7");
   if (fill2_node) {
     *static_cast<float*>(fill2.kernelParams[1]) = 8.0f;
-    ok_rc("params ExecKernelNodeSetParams with the new graph's node",
-          cudaGraphExecKernelNodeSetParams(exec, fill2_node, &fill2));
-  } else {
-    check("params new graph's fill node", false, "not found");
+    ok_rc("params ExecKernelNodeSetParams after the update", cudaGraphExecKernelNodeSetParams(exec, fill_node, &fill2));
   }
   const unsigned before2 = g_reference ? record_count() : 0;
   ok_rc("params cudaGraphLaunch after update", cudaGraphLaunch(exec, s));
