@@ -129,6 +129,7 @@ cudaError_t get_params(cudaGraphNode_t node, cudaKernelNodeParams* p) {
   // stub and no layout here: func stays NULL, kernelParams too.
   if (!stub || k->param_bytes != rep.paramBytes) return cudaSuccess;
   node_mirror& nm = m.nodes[req.node];
+  nm.graph = rep.graph;  // cudaGraphDestroy of that graph drops the mirror
   if (nm.function != rep.function || !nm.bytes) {
     nm.function = rep.function;
     nm.bytes.reset(new uint8_t[k->param_bytes + 1]);

@@ -493,7 +493,8 @@ cudaError_t cuda_session::kernel_params(const call_context& c, uint64_t function
   return cudaSuccess;
 }
 
-cudaError_t cuda_session::on_vgpuGraphKernelNodeGetParams(call_context& c, uint64_t node, uint64_t* function,
+cudaError_t cuda_session::on_vgpuGraphKernelNodeGetParams(call_context& c, uint64_t node, uint64_t* graph,
+                                                          uint64_t* function,
                                                           uint32_t* gridX, uint32_t* gridY, uint32_t* gridZ,
                                                           uint32_t* blockX, uint32_t* blockY, uint32_t* blockZ,
                                                           uint32_t* sharedMem, mut_bytes params,
@@ -501,6 +502,7 @@ cudaError_t cuda_session::on_vgpuGraphKernelNodeGetParams(call_context& c, uint6
   if (const CUresult r = in_context(ctx_.get()); r != CUDA_SUCCESS) return check(r, "cuCtxSetCurrent", c);
   CUgraphNode n = graphs().node_of(node);
   if (!n) return no_such("vgpuGraphKernelNodeGetParams", "node", node, c);
+  *graph = graphs().nodes.at(node).graph;
   CUgraphNodeType t = CU_GRAPH_NODE_TYPE_EMPTY;
   if (cuGraphNodeGetType(n, &t) != CUDA_SUCCESS || t != CU_GRAPH_NODE_TYPE_KERNEL) return cudaErrorInvalidValue;
   CUDA_KERNEL_NODE_PARAMS p;

@@ -528,7 +528,7 @@ cudaError_t reference_session::on_vgpuGraphNodeGetType(call_context& ctx, uint64
 }
 
 cudaError_t reference_session::on_vgpuGraphKernelNodeGetParams(call_context& ctx, uint64_t node_id,
-                                                               uint64_t* function, uint32_t* gridX, uint32_t* gridY,
+                                                               uint64_t* graph_id, uint64_t* function, uint32_t* gridX, uint32_t* gridY,
                                                                uint32_t* gridZ, uint32_t* blockX, uint32_t* blockY,
                                                                uint32_t* blockZ, uint32_t* sharedMem,
                                                                mut_bytes params, uint32_t* paramBytes) {
@@ -536,6 +536,7 @@ cudaError_t reference_session::on_vgpuGraphKernelNodeGetParams(call_context& ctx
   if (!n) return no_such("vgpuGraphKernelNodeGetParams", "node", node_id, ctx);
   if (n->type != cudaGraphNodeTypeKernel) return cudaErrorInvalidValue;
   if (params.size < n->params.size()) return cudaErrorInvalidValue;
+  *graph_id = graphs().node_graph.at(node_id);
   *function = n->function;
   *gridX = n->launch.grid[0];
   *gridY = n->launch.grid[1];
