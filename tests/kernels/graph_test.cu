@@ -685,6 +685,11 @@ void run_errors() {
   cudaGraphDestroy(g2);
 
   if (g_expect_vgpu) {
+    // vgpu-specific: the host's per-thread stream is a worker thread's, shared
+    // by sessions, so vgpu refuses to capture it (NVIDIA's runtime allows it).
+    want_rc("errors capture of the per-thread stream refused by vgpu",
+            cudaStreamBeginCapture(cudaStreamPerThread, cudaStreamCaptureModeRelaxed),
+            cudaErrorStreamCaptureUnsupported);
     // Forged handles: NVIDIA's runtime would dereference them; vgpu checks them.
     auto fake_graph = reinterpret_cast<cudaGraph_t>(0xdead0);
     auto fake_node = reinterpret_cast<cudaGraphNode_t>(0xdead0);

@@ -177,7 +177,10 @@ cudaError_t cuda_session::on_vgpuStreamBeginCapture(call_context& c, uint64_t st
   if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
       mode != cudaStreamCaptureModeRelaxed)
     return cudaErrorInvalidValue;
-  if (stream == kStreamLegacyDefault || stream == kStreamLegacy) return cudaErrorStreamCaptureUnsupported;
+  // The legacy streams cannot be captured (as in CUDA); the per-thread stream
+  // is the worker thread's, shared by every session it serves, so a capture
+  // there would take in other guests' work: refused too.
+  if (is_builtin_stream(stream)) return cudaErrorStreamCaptureUnsupported;
   auto& gs = graphs();
   if (gs.capturing.count(stream)) return cudaErrorIllegalState;
   if (cudaError_t st = check(cuStreamBeginCapture(s, CU_STREAM_CAPTURE_MODE_RELAXED), "cuStreamBeginCapture", c);

@@ -274,7 +274,9 @@ cudaError_t reference_session::on_vgpuStreamBeginCapture(call_context& ctx, uint
   if (mode != cudaStreamCaptureModeGlobal && mode != cudaStreamCaptureModeThreadLocal &&
       mode != cudaStreamCaptureModeRelaxed)
     return cudaErrorInvalidValue;
-  if (is_legacy(stream)) return cudaErrorStreamCaptureUnsupported;
+  // Builtin streams: as the cuda executor, which refuses the per-thread stream
+  // too (on the host it is a worker thread's, shared by sessions).
+  if (is_builtin_stream(stream)) return cudaErrorStreamCaptureUnsupported;
   auto& gs = graphs();
   if (gs.streams.count(stream)) return cudaErrorIllegalState;
   capture c;
