@@ -125,9 +125,11 @@ cudaError_t get_params(cudaGraphNode_t node, cudaKernelNodeParams* p) {
   auto& m = state();
   std::lock_guard<std::mutex> lock(m.mutex);
   const auto [stub, k] = function_of(rep.function);
-  // A function the guest never looked up (a driver-API module's) has no
-  // stub and no layout here: func stays NULL, kernelParams too.
-  if (!stub || k->param_bytes != rep.paramBytes) return cudaSuccess;
+  // A kernel the program never registered (a library's, cuBLAS's inside a
+  // captured GEMM) has no host stub: NVIDIA's runtime answers
+  // cudaErrorInvalidDeviceFunction there too, and llama.cpp expects that.
+  if (!stub) return cudaErrorInvalidDeviceFunction;
+  if (k->param_bytes != rep.paramBytes) return cudaErrorInvalidValue;
   node_mirror& nm = m.nodes[req.node];
   nm.graph = rep.graph;  // cudaGraphDestroy of that graph drops the mirror
   if (nm.function != rep.function || !nm.bytes) {
