@@ -485,6 +485,29 @@ void run_params() {
     check_values("params after update c = 24", m.c, 24.0f);
   }
 
+  // llama.cpp's steady state: the graph's own node rewritten (an entry of
+  // kernelParams replaced), then cudaGraphExecUpdate with that same graph.
+  cudaKernelNodeParams lp{};
+  ok_rc("params steady state GetParams", cudaGraphKernelNodeGetParams(fill_node, &lp));
+  float six = 6.0f;
+  if (lp.kernelParams) lp.kernelParams[1] = &six;
+  ok_rc("params steady state cudaGraphKernelNodeSetParams", cudaGraphKernelNodeSetParams(fill_node, &lp));
+  cudaGraphExecUpdateResultInfo same{};
+  ok_rc("params steady state cudaGraphExecUpdate (same graph)", cudaGraphExecUpdate(exec, graph, &same));
+  const unsigned before3 = g_reference ? record_count() : 0;
+  ok_rc("params steady state launch", cudaGraphLaunch(exec, s));
+  ok_rc("params steady state sync", cudaStreamSynchronize(s));
+  if (g_reference) {
+    const auto recs = records_since(before3);
+    check("params steady state launched the graph's new argument and its own pointers",
+          recs.size() == 3 && param_at<float>(recs[0], 8) == 6.0f &&
+              param_at<uint64_t>(recs[2], 0) == reinterpret_cast<uint64_t>(m.c),
+          fmt("%zu records, fill v=%g", recs.size(), recs.empty() ? 0.0f : param_at<float>(recs[0], 8)));
+  } else {
+    check_values("params steady state b = 6", m.b, 6.0f);
+    check_values("params steady state c = 18", m.c, 18.0f);
+  }
+
   // A graph of another shape cannot update the exec.
   cudaGraph_t small = nullptr;
   cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed);
