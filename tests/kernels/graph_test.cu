@@ -351,6 +351,31 @@ void run_capture() {
     check_values("capture result a = 2", m.a, 2.0f);
     check_values("capture result c = 6", m.c, 6.0f);
   }
+  // A graph launched into a capture becomes one child-graph node of it.
+  cudaGraph_t outer = nullptr;
+  ok_rc("capture BeginCapture for a nested launch", cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
+  ok_rc("capture cudaGraphLaunch into a capture", cudaGraphLaunch(exec, s));
+  ok_rc("capture EndCapture of the nested launch", cudaStreamEndCapture(s, &outer));
+  node_census oc;
+  std::vector<cudaGraphNode_t> onodes;
+  check("capture nested launch is one child-graph node", outer && census(outer, &oc, &onodes) && onodes.size() == 1 &&
+                                                             oc.other == 1,
+        fmt("%zu nodes", onodes.size()));
+  cudaGraphExec_t outer_exec = nullptr;
+  const unsigned before_outer = g_reference ? record_count() : 0;
+  if (outer && ok_rc("capture instantiate the outer graph", cudaGraphInstantiate(&outer_exec, outer, 0))) {
+    ok_rc("capture launch the outer graph", cudaGraphLaunch(outer_exec, s));
+    ok_rc("capture sync the outer graph", cudaStreamSynchronize(s));
+    if (g_reference)
+      check("capture outer graph replayed the 3 kernels", records_since(before_outer).size() == 3,
+            fmt("%zu records", records_since(before_outer).size()));
+    else
+      check_values("capture outer graph result c = 6", m.c, 6.0f);
+    check("capture outer graph's host function ran", wait_host_runs(runs_before + kLaunches + 1),
+          fmt("%d runs", g_host_runs.load() - runs_before));
+    cudaGraphExecDestroy(outer_exec);
+  }
+  if (outer) cudaGraphDestroy(outer);
   ok_rc("capture cudaGraphExecDestroy", cudaGraphExecDestroy(exec));
   ok_rc("capture cudaGraphDestroy", cudaGraphDestroy(graph));
   cudaEventDestroy(fork);
