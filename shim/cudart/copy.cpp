@@ -10,6 +10,7 @@
 
 #include "api_ids.h"
 #include "api_wire.h"
+#include "shim/cudart/capture_state.h"
 #include "shim/cudart/copy.h"
 #include "shim/transport/bulk_copy.h"
 #include "shim/cudart/device_ranges.h"
@@ -44,6 +45,10 @@ cudaError_t copy(void* dst, const void* src, size_t count, cudaMemcpyKind kind, 
     return cudaErrorInvalidValue;
   if ((kind == cudaMemcpyHostToHost || kind == cudaMemcpyHostToDevice) && !src) return cudaErrorInvalidValue;
   if ((kind == cudaMemcpyHostToHost || kind == cudaMemcpyDeviceToHost) && !dst) return cudaErrorInvalidValue;
+  // A capture would hold a pointer into the shared data area, which the next
+  // call reuses: refused, as CUDA refuses pageable memory in a capture.
+  if (kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToHost)
+    if (cudaError_t refused = refuse_in_capture(stream); refused != cudaSuccess) return refused;
   const auto d = reinterpret_cast<uint64_t>(dst);
   const auto s = reinterpret_cast<uint64_t>(src);
   switch (kind) {

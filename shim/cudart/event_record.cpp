@@ -4,12 +4,16 @@
 #include <cuda_runtime_api.h>
 
 #include "guest_remote.h"
+#include "shim/cudart/capture_state.h"
 #include "shim/cudart/last_error.h"
 
 namespace {
 cudaError_t record(cudaEvent_t event, cudaStream_t stream, unsigned int flags) {
   if (flags != cudaEventRecordDefault && flags != cudaEventRecordExternal) return cudaErrorInvalidValue;
-  return vgpu::remote::cudaEventRecordWithFlags(event, stream, flags);
+  const cudaError_t st = vgpu::remote::cudaEventRecordWithFlags(event, stream, flags);
+  // As cudaEventRecord: an event recorded in a capture can pull another stream in.
+  if (st == cudaSuccess) vgpu::shim::event_recorded(event, stream);
+  return st;
 }
 }  // namespace
 

@@ -19,6 +19,8 @@
 #include "api_ids.h"
 #include "api_wire.h"
 #include "guest_remote.h"
+#include "shim/cudart/capture_state.h"
+#include "shim/cudart/host_func.h"
 #include "shim/cudart/last_error.h"
 #include "shim/transport/guest_call.h"
 #include "shim/transport/guest_log.h"
@@ -31,6 +33,9 @@ struct pending_fn {
   cudaStreamCallback_t callback = nullptr;  // cudaStreamAddCallback
   cudaStream_t stream = nullptr;
   void* user = nullptr;
+  // Part of a graph (captured, or a host node): runs at every launch of the
+  // graph, so the token stays until the process ends.
+  bool persistent = false;
 };
 
 struct host_funcs {
@@ -59,11 +64,12 @@ void run_token(uint64_t token) {
   }
   if (f.fn) f.fn(f.user);
   else if (f.callback) f.callback(f.stream, cudaSuccess, f.user);
+  if (f.persistent) return;
   auto& s = state();
   {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.pending.erase(token);
-    s.pending_count.store(s.pending.size(), std::memory_order_release);
+    s.pending_count.fetch_sub(1, std::memory_order_release);
   }
   s.ran.notify_all();
 }
@@ -125,24 +131,32 @@ void consume_loop(notify_port port) {
   }
 }
 
-cudaError_t enqueue(cudaStream_t stream, const pending_fn& f) {
+// Registers `f` under a new token and makes sure the notify thread runs.
+cudaError_t add_token(const pending_fn& f, uint64_t* out) {
   auto& s = state();
-  uint64_t token;
-  {
-    std::lock_guard<std::mutex> lock(s.mutex);
-    token = s.next_token++;
-    s.pending.emplace(token, f);
-    s.pending_count.store(s.pending.size(), std::memory_order_release);
-    if (!s.thread_started) {
-      channel_guard g;
-      if (g.status() != cudaSuccess) {
-        s.pending.erase(token);
-        return g.status();
-      }
-      std::thread(consume, g->make_notify_port()).detach();
-      s.thread_started = true;
+  std::lock_guard<std::mutex> lock(s.mutex);
+  const uint64_t token = s.next_token++;
+  s.pending.emplace(token, f);
+  if (!f.persistent) s.pending_count.fetch_add(1, std::memory_order_release);
+  if (!s.thread_started) {
+    channel_guard g;
+    if (g.status() != cudaSuccess) {
+      s.pending.erase(token);
+      if (!f.persistent) s.pending_count.fetch_sub(1, std::memory_order_release);
+      return g.status();
     }
+    std::thread(consume, g->make_notify_port()).detach();
+    s.thread_started = true;
   }
+  *out = token;
+  return cudaSuccess;
+}
+
+cudaError_t enqueue(cudaStream_t stream, pending_fn f) {
+  auto& s = state();
+  f.persistent = stream_capturing(stream);  // captured: it runs at each graph launch
+  uint64_t token = 0;
+  if (cudaError_t st = add_token(f, &token); st != cudaSuccess) return st;
   wire::vgpuHostFunc_req req{};
   req.stream = reinterpret_cast<uint64_t>(stream);
   req.token = token;
@@ -151,7 +165,7 @@ cudaError_t enqueue(cudaStream_t stream, const pending_fn& f) {
   if (st != cudaSuccess) {
     std::lock_guard<std::mutex> lock(s.mutex);
     s.pending.erase(token);
-    s.pending_count.store(s.pending.size(), std::memory_order_release);
+    if (!f.persistent) s.pending_count.fetch_sub(1, std::memory_order_release);
   }
   return st;
 }
@@ -168,18 +182,27 @@ void wait_host_funcs(cudaStream_t stream, bool all) {
   const uint64_t horizon = s.next_token;  // functions enqueued later are not waited for
   auto outstanding = [&] {
     for (const auto& [token, f] : s.pending)
-      if (token < horizon && (all || f.stream == stream)) return true;
+      if (token < horizon && !f.persistent && (all || f.stream == stream)) return true;
     return false;
   };
   while (outstanding() && !s.consumer_gone) s.ran.wait_for(lock, std::chrono::milliseconds(100));
 }
 
 }  // namespace
+
+cudaError_t graph_host_token(cudaHostFn_t fn, void* user, uint64_t* token) {
+  pending_fn f{fn, nullptr, nullptr, user};
+  f.persistent = true;
+  return add_token(f, token);
+}
+
 }  // namespace vgpu::shim
 
 using namespace vgpu::shim;
 
 extern "C" cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
+  // A capturing stream cannot be waited for (the capture is invalidated).
+  if (cudaError_t refused = refuse_in_capture(stream); refused != cudaSuccess) return finish(refused);
   const cudaError_t st = vgpu::remote::cudaStreamSynchronize(stream);
   if (st == cudaSuccess) wait_host_funcs(stream, false);
   return finish(st);

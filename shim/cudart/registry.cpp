@@ -71,6 +71,17 @@ kernel_entry* find_kernel(const void* func) {
   return it == r.kernels.end() ? nullptr : it->second.get();
 }
 
+const void* host_function_of(uint64_t function, kernel_entry** entry) {
+  auto& r = reg();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  for (const auto& [stub, k] : r.kernels)
+    if (__atomic_load_n(&k->resolved, __ATOMIC_ACQUIRE) && k->function == function) {
+      *entry = k.get();
+      return stub;
+    }
+  return nullptr;
+}
+
 var_entry* find_var(const void* symbol) {
   auto& r = reg();
   std::lock_guard<std::mutex> lock(r.mutex);

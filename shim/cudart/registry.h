@@ -39,6 +39,10 @@ struct var_entry {
 kernel_entry* find_kernel(const void* func);
 var_entry* find_var(const void* symbol);
 
+// The host stub (what the program passes as `func`) of the resolved kernel
+// with this host function id, and its entry; nullptr if none (graph nodes).
+const void* host_function_of(uint64_t function, kernel_entry** entry);
+
 // Makes sure the kernel's module is on the host and its layout is known.
 cudaError_t resolve_kernel(kernel_entry* k);
 cudaError_t resolve_var(var_entry* v);

@@ -178,6 +178,7 @@ cuda_session::~cuda_session() {
                    "cuCtxDestroy will release what it holds",
                    info_.session_id, error_name(r));
     }
+    drop_graphs();  // graphs and execs first: they name streams, events, memory, functions
     blas_handles_.all().clear();  // cuBLAS handles first: they are bound to the streams below
     functions_.all().clear();
     globals_ = allocation_ledger{};
@@ -435,6 +436,7 @@ cudaError_t cuda_session::on_vgpuMemcpyHtoD(call_context& c, uint64_t dst, const
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("vgpuMemcpyHtoD", "stream", stream, c);
   if (src.size == 0) return cudaSuccess;
+  if (cudaError_t st = capture_refuses(s, "vgpuMemcpyHtoD", c); st != cudaSuccess) return st;
   if (cudaError_t st = check_range("vgpuMemcpyHtoD", c, dst, src.size); st != cudaSuccess) {
     return st;
   }
@@ -467,6 +469,7 @@ cudaError_t cuda_session::on_vgpuMemcpyDtoH(call_context& c, mut_bytes dst, uint
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("vgpuMemcpyDtoH", "stream", stream, c);
   if (dst.size == 0) return cudaSuccess;
+  if (cudaError_t st = capture_refuses(s, "vgpuMemcpyDtoH", c); st != cudaSuccess) return st;
   if (cudaError_t st = check_range("vgpuMemcpyDtoH", c, src, dst.size); st != cudaSuccess) {
     return st;
   }
@@ -1049,6 +1052,7 @@ cudaError_t cuda_session::on_vgpuHostFunc(call_context& c, uint64_t stream, uint
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("vgpuHostFunc", "stream", stream, c);
   if (!c.notifier) return cudaErrorNotSupported;  // a channel without a notify ring
+  if (cudaError_t st = cudaSuccess; capture_host_func(c, s, token, &st)) return st;  // a host node
   // Owned by the callback from here on (deleted there), or below on failure.
   auto call = std::make_unique<host_call>(host_call{c.notifier, token});
   if (cudaError_t st = check(cuLaunchHostFunc(s, run_host_call, call.get()), "cuLaunchHostFunc", c);

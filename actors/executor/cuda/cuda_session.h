@@ -167,6 +167,28 @@ class cuda_session final : public api_handler {
   handle_table<physical_alloc> physical_;
   uint64_t physical_bytes_ = 0;  // counted in state_->used while held
   // --- end of the virtual memory management block --------------------------
+  // --- stream capture and graphs (cuda_session_graphs.cpp) ---------------------
+  struct graph_state;
+  struct graph_state_deleter {
+    void operator()(graph_state* g) const;
+  };
+  graph_state& graphs();
+  // Destroys every graph and exec of the session (first thing in the destructor).
+  void drop_graphs();
+  // A host function posted to a capturing stream becomes a host node that runs
+  // at every launch of the graph: it gets a call the session keeps instead of
+  // the one-shot one. True (and *st) when the stream captures.
+  bool capture_host_func(call_context& c, CUstream s, uint64_t token, cudaError_t* st);
+  // cudaErrorStreamCaptureUnsupported for a copy through the data area on a
+  // capturing stream (a graph must not hold a pointer into the shared region).
+  cudaError_t capture_refuses(CUstream s, const char* call, const call_context& c);
+  const std::vector<std::pair<size_t, size_t>>* param_layout(CUfunction fn);
+  cudaError_t kernel_params(const call_context& c, uint64_t function, uint32_t gridX, uint32_t gridY,
+                            uint32_t gridZ, uint32_t blockX, uint32_t blockY, uint32_t blockZ,
+                            uint32_t sharedMem, const_bytes params, CUDA_KERNEL_NODE_PARAMS* p,
+                            std::vector<void*>* args);
+  std::unique_ptr<graph_state, graph_state_deleter> graphs_;
+  // --- end of stream capture and graphs ------------------------------------------
 };
 
 }  // namespace vgpu::host::cuda

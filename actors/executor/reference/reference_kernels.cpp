@@ -263,6 +263,7 @@ cudaError_t reference_session::on_vgpuLaunchKernel(
   h.name_len = static_cast<uint32_t>(k.name.size());
   h.param_len = static_cast<uint32_t>(params.size);
   h.stream = stream;
+  if (capture_launch(function, h, params)) return cudaSuccess;  // a node, not a launch
   std::vector<uint8_t> record(sizeof h + k.name.size() + params.size);
   std::memcpy(record.data(), &h, sizeof h);
   std::memcpy(record.data() + sizeof h, k.name.data(), k.name.size());
@@ -402,6 +403,7 @@ cudaError_t reference_session::on_vgpuOccupancyMaxActiveBlocks(call_context& ctx
 cudaError_t reference_session::on_vgpuHostFunc(call_context& ctx, uint64_t stream,
                                               uint64_t token) {
   if (!stream_ok(stream)) return bad_handle("vgpuHostFunc", "stream", stream, ctx);
+  if (capture_host_func(stream, token)) return cudaSuccess;  // a host node of the capture
   // Everything earlier in the stream has already run (calls execute in
   // order), so the host function is due now. The worker never waits for the
   // guest to run it: the guest's notify handler does that on its side.

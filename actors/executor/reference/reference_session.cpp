@@ -213,6 +213,7 @@ cudaError_t reference_session::on_vgpuMemcpyHtoD(call_context& ctx, uint64_t dst
                 "vm={})",
                 src.size, dst, mode(flags), stream, ctx.vm_id);
   if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (cudaError_t st = capture_refuses(stream, "vgpuMemcpyHtoD"); st != cudaSuccess) return st;
   if (src.size == 0) return cudaSuccess;
   if (cudaError_t st = check_range("vgpuMemcpyHtoD", ctx, dst, src.size); st != cudaSuccess) {
     return st;
@@ -227,6 +228,7 @@ cudaError_t reference_session::on_vgpuMemcpyDtoH(call_context& ctx, mut_bytes ds
                 "vm={})",
                 dst.size, src, mode(flags), stream, ctx.vm_id);
   if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (cudaError_t st = capture_refuses(stream, "vgpuMemcpyDtoH"); st != cudaSuccess) return st;
   if (dst.size == 0) return cudaSuccess;
   if (cudaError_t st = check_range("vgpuMemcpyDtoH", ctx, src, dst.size); st != cudaSuccess) {
     return st;
@@ -249,6 +251,7 @@ cudaError_t reference_session::on_vgpuMemcpyDtoD(call_context& ctx, uint64_t dst
   if (cudaError_t st = check_range("vgpuMemcpyDtoD", ctx, dst, count); st != cudaSuccess) {
     return st;
   }
+  if (capture_copy(stream, dst, src, count)) return cudaSuccess;  // a node of the capture
   std::memmove(host_at(dst), host_at(src), count);  // the ranges may overlap
   return cudaSuccess;
 }
@@ -261,6 +264,7 @@ cudaError_t reference_session::on_vgpuMemset(call_context& ctx, uint64_t dst, in
   if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
   if (count == 0) return cudaSuccess;
   if (cudaError_t st = check_range("vgpuMemset", ctx, dst, count); st != cudaSuccess) return st;
+  if (capture_memset(stream, dst, value, count)) return cudaSuccess;  // a node of the capture
   std::memset(host_at(dst), static_cast<unsigned char>(value), count);
   return cudaSuccess;
 }
@@ -320,6 +324,7 @@ cudaError_t reference_session::on_cudaStreamDestroy(call_context& ctx, uint64_t 
 }
 
 cudaError_t reference_session::on_cudaStreamSynchronize(call_context&, uint64_t stream) {
+  if (cudaError_t st = capture_refuses(stream, "cudaStreamSynchronize"); st != cudaSuccess) return st;
   return stream_ok(stream) ? cudaSuccess : cudaErrorInvalidResourceHandle;
 }
 
@@ -340,6 +345,7 @@ cudaError_t reference_session::on_cudaStreamWaitEvent(call_context& ctx, uint64_
                   ctx.vm_id);
     return cudaErrorInvalidValue;
   }
+  if (capture_event_wait(stream, event)) return cudaSuccess;  // a dependency of the capture
   return cudaSuccess;  // the event's work completed when it was recorded
 }
 
@@ -372,6 +378,7 @@ cudaError_t reference_session::on_cudaEventRecord(call_context& ctx, uint64_t ev
                   event, stream, ctx.vm_id);
     return cudaErrorInvalidResourceHandle;
   }
+  if (capture_event_record(event, stream)) return cudaSuccess;  // marks a point of the capture
   // Everything before it on the stream has already run: "now" is when it completes.
   e->recorded = true;
   e->at = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@
 
 #include "actors/executor/fatbin/module_info.h"
 #include "actors/executor/handle_table.h"
+#include "actors/executor/launch_record.h"  // graphs: a captured launch
 #include "actors/executor/ledger.h"
 #include "actors/executor/module_uploads.h"
 #include "actors/executor/reference/reference_executor.h"
@@ -145,6 +146,31 @@ class reference_session final : public api_handler {
   handle_table<std::unique_ptr<vmm_physical>> physical_;
   std::map<uint64_t, vmm_mapping> mappings_;  // by device base
   // --- end of the virtual memory management block --------------------------
+
+  // --- stream capture and graphs (reference_session_graphs.cpp) ---------------
+  // Graphs are ordered lists of recorded operations; capture turns the posted
+  // operations of a capturing stream into nodes instead of running them. The
+  // hooks below are called by those operations after their checks: true (or
+  // an error) means the capture took the operation.
+  struct graph_state;
+  struct graph_state_deleter {
+    void operator()(graph_state* g) const;
+  };
+  graph_state& graphs();
+  bool capture_launch(uint64_t function, const launch_record_header& h, const_bytes params);
+  bool capture_memset(uint64_t stream, uint64_t dst, int32_t value, uint64_t count);
+  bool capture_copy(uint64_t stream, uint64_t dst, uint64_t src, uint64_t count);
+  bool capture_host_func(uint64_t stream, uint64_t token);
+  bool capture_event_record(uint64_t event, uint64_t stream);
+  bool capture_event_wait(uint64_t stream, uint64_t event);
+  // cudaErrorStreamCaptureUnsupported (and the capture invalidated) for an
+  // operation a capture cannot hold; cudaSuccess when the stream is not capturing.
+  cudaError_t capture_refuses(uint64_t stream, const char* call);
+  cudaError_t graph_memset(call_context& ctx, uint64_t dst, uint64_t pitch, uint32_t value,
+                           uint32_t element_size, uint64_t width, uint64_t height);
+  std::unique_ptr<graph_state, graph_state_deleter> graphs_;
+  // --- end of stream capture and graphs ------------------------------------------
+
   bool warned_launch_ = false;
   bool warned_image_ = false;
 
