@@ -291,9 +291,11 @@ check_hidden() {
 
 want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
 
-# The test programs of the guest libraries beyond libcudart and libcuda; each
-# runs once through vgpu and once natively when the package has it.
-LIB_TESTS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-ggml-pattern)
+# The test programs of the guest libraries beyond libcudart and libcuda, with
+# their arguments; each runs once through vgpu (plus --expect-vgpu) and once
+# natively when the package has it.
+LIB_TESTS=("vgpu-cublas-test checks" "vgpu-cublaslt-test" "vgpu-graph-test all" "vgpu-nvml-test"
+           "vgpu-ggml-pattern")
 
 run_checks() {
   echo "---------------------------------------------------------------- checks"
@@ -315,10 +317,12 @@ run_checks() {
     check "kernel-test all" native vgpu-kernel-test all
   fi
   if want libs; then
+    local -a words
     for t in "${LIB_TESTS[@]}"; do
-      [[ -x "$PKG/bin/$t" ]] || continue
-      check "$t" vgpu "$t" --expect-vgpu
-      check "$t" native "$t"
+      read -r -a words <<<"$t"
+      [[ -x "$PKG/bin/${words[0]}" ]] || continue
+      check "$t" vgpu "${words[@]}" --expect-vgpu
+      check "$t" native "${words[@]}"
     done
   fi
   if want bench; then
@@ -330,6 +334,12 @@ run_checks() {
     KB_VGPU="$LAST_LOG"
     check "vgpu-kernel-bench" native vgpu-kernel-bench --iters "$KERNEL_ITERS"
     KB_NATIVE="$LAST_LOG"
+    if [[ -x "$PKG/bin/vgpu-cublas-test" ]]; then  # SGEMM 64 call rate (target >= 0.8 x native)
+      check "cublas SGEMM-64 rate" native vgpu-cublas-test bench --seconds 3 --size 64
+      grep -E 'rate|/s' "$LAST_LOG" | sed 's/^/    native | /'
+      check "cublas SGEMM-64 rate" vgpu vgpu-cublas-test --expect-vgpu bench --seconds 3 --size 64
+      grep -E 'rate|/s' "$LAST_LOG" | sed 's/^/    vgpu   | /'
+    fi
   fi
   want pytorch && pytorch_checks
 }

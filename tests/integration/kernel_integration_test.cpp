@@ -120,6 +120,16 @@ TEST_F(KernelTest, CubinOnlyProgram) {
 }
 
 // Kernels of a library loaded with dlopen() after main() started.
+// What ggml-cuda (llama.cpp, Ollama) does: a VMM pool grown chunk by chunk,
+// model loads on cudaStreamPerThread, fp16 cuBLAS GEMMs, and a captured token
+// step replayed with the KV-cache pointer rewritten in the kernel node.
+TEST_F(KernelTest, GgmlPattern) {
+  std::vector<std::string> args{"--expect-vgpu", "--steps", "16"};
+  if (reference()) args.push_back("--reference");
+  guest g = start("ggml-pattern", VGPU_GGML_PATTERN_PATH, args);
+  EXPECT_TRUE(finish(g));
+}
+
 TEST_F(KernelTest, Dlopen) { run_kernel_test("dlopen", "dlopen"); }
 
 // 4 host threads x 200 launches on their own streams.
