@@ -75,6 +75,10 @@ done
 for f in "${SCRIPTS[@]}"; do
   cp -f "$ROOT/$f" "$PKG/bin/"
 done
+# vgpu-driver-test's module images: it looks beside itself first.
+for f in "$BUILD_DIR"/tests/kernels/driver_kernels.fatbin "$BUILD_DIR"/tests/kernels/driver_kernels.ptx; do
+  if [[ -f "$f" ]]; then cp -f "$f" "$PKG/bin/"; else warn "$f is missing; vgpu-driver-test's module checks will fail"; fi
+done
 for l in "${GUEST_LIBS[@]}"; do
   if [[ -f "$BUILD_DIR/lib/$l" ]]; then
     cp -L "$BUILD_DIR/lib/$l" "$PKG/bin/$l"

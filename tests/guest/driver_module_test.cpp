@@ -11,7 +11,10 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <string>
 #include <vector>
+
+#include <unistd.h>
 
 #include "driver_check.h"
 #include "launch_record.h"  // actors/executor: the record format of vgpuDebugLaunchRecord
@@ -70,12 +73,29 @@ std::vector<uint8_t> packed(CUfunction f, void** args, size_t n) {
 
 size_t block_to_smem(int block) { return static_cast<size_t>(block) * 4; }
 
+// A test image beside the program (a device package puts them there), else
+// where the build made it.
+std::string image_path(const char* built) {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0) {
+    self[n] = '\0';
+    std::string dir(self);
+    dir.resize(dir.rfind('/') + 1);
+    const std::string built_s(built);
+    const std::string beside = dir + built_s.substr(built_s.rfind('/') + 1);
+    if (access(beside.c_str(), R_OK) == 0) return beside;
+  }
+  return built;
+}
+
 }  // namespace
 
 void module_checks(CUdevice dev, bool reference) {
-  const std::vector<char> fatbin = read_all(VGPU_DRIVER_FATBIN);
-  std::vector<char> ptx = read_all(VGPU_DRIVER_PTX);
-  check(!fatbin.empty() && !ptx.empty(), "module: test images found", VGPU_DRIVER_FATBIN);
+  const std::string fatbin_path = image_path(VGPU_DRIVER_FATBIN);
+  const std::vector<char> fatbin = read_all(fatbin_path.c_str());
+  std::vector<char> ptx = read_all(image_path(VGPU_DRIVER_PTX).c_str());
+  check(!fatbin.empty() && !ptx.empty(), "module: test images found", fatbin_path.c_str());
   if (fatbin.empty() || ptx.empty()) return;
   ptx.push_back('\0');
   unsigned records = 0;  // launches this process made so far (the records are numbered from 0)
