@@ -8,8 +8,10 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include <cublasLt.h>
 #include <cuda.h>
 
 #include "actors/executor/cuda/cuda_executor.h"
@@ -108,6 +110,19 @@ class cuda_session final : public api_handler {
   module_uploads uploads_;  // fatbins still arriving
   std::unordered_map<uint64_t, loaded_module> modules_;  // guest module id -> module
   handle_table<function_entry> functions_;
+
+  // --- cuBLASLt (branch lt; cuda_session_cublaslt.cpp) ---------------------
+  // Real cublasLt handles, one per guest handle, created in this session's
+  // context; declared after ctx_, so destroyed before it.
+  struct lt_handle_destroy {
+    void operator()(cublasLtContext* h) const;
+  };
+  using owned_lt_handle = std::unique_ptr<cublasLtContext, lt_handle_destroy>;
+  handle_table<owned_lt_handle> lt_handles_;
+  // Algorithms the heuristic handed to this guest (their bytes): a matmul
+  // runs only one of these, never bytes the guest made up.
+  std::unordered_set<std::string> lt_algos_;
+  // --- end cuBLASLt -----------------------------------------------------------
 };
 
 }  // namespace vgpu::host::cuda

@@ -108,6 +108,11 @@ class reference_session final : public api_handler {
   std::deque<std::vector<uint8_t>> launches_;
   bool warned_launch_ = false;
   bool warned_image_ = false;
+
+  // --- cuBLASLt (branch lt; reference_session_cublaslt.cpp) ---------------
+  // Handle ids the guest created; nothing stands behind them on the CPU.
+  handle_table<bool> lt_handles_;
+  // --- end cuBLASLt ---------------------------------------------------------
 };
 
 }  // namespace vgpu::host::reference
