@@ -7,27 +7,12 @@
 #include "api_ids.h"
 #include "api_wire.h"
 #include "cublaslt_remote.h"
+#include "protocol/cublaslt_checks.h"
 #include "shim/cublaslt/lt_objects.h"
 #include "shim/transport/guest_call.h"
-#include "shim/transport/library_unsupported.h"
 
 namespace vgpu::shim::lt {
 namespace {
-
-// Bytes of one alpha/beta of the descriptor's scale type; 0 for a type
-// cublasLt does not scale with.
-size_t scale_bytes(int32_t scale_type) {
-  switch (scale_type) {
-    case CUDA_R_16F:
-    case CUDA_R_16BF: return 2;
-    case CUDA_R_32F:
-    case CUDA_R_32I: return 4;
-    case CUDA_R_64F:
-    case CUDA_C_32F: return 8;
-    case CUDA_C_64F: return 16;
-    default: return 0;
-  }
-}
 
 // The scalar as it travels: its bytes (host pointer mode) or its device
 // address (device pointer mode).
@@ -39,10 +24,8 @@ cublasStatus_t encode_scalar(const void* p, const protocol::lt::matmul_desc& d, 
     std::memcpy(out->bytes, &addr, sizeof addr);
     return CUBLAS_STATUS_SUCCESS;
   }
-  if (d.pointer_mode != CUBLASLT_POINTER_MODE_HOST)
-    return static_cast<cublasStatus_t>(library_not_supported(
-        "cublasLt", "cublasLtMatmul (vector pointer modes)", CUBLAS_STATUS_NOT_SUPPORTED));
-  const size_t n = scale_bytes(d.scale_type);
+  // check_problem allowed host and device pointer modes only.
+  const size_t n = protocol::lt::scale_bytes(d.scale_type);
   if (n == 0) return CUBLAS_STATUS_INVALID_VALUE;
   std::memcpy(out->bytes, p, n);
   return CUBLAS_STATUS_SUCCESS;
@@ -86,6 +69,11 @@ extern "C" cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t lightH
     if (!mp) return CUBLAS_STATUS_INVALID_VALUE;
     problem.pref = mp->p;
   }  // NULL: the defaults (no workspace), what an empty preference says
+  vgpu::protocol::lt::shape shape;
+  if (const cublasStatus_t bad = vgpu::protocol::lt::check_problem(problem.desc, problem.a, problem.b, problem.c,
+                                                                   problem.d, &shape, nullptr);
+      bad != CUBLAS_STATUS_SUCCESS)
+    return bad;
   const int32_t want = std::min(requestedAlgoCount, vgpu::protocol::lt::kMaxHeuristicResults);
   const uint64_t bytes = sizeof(vgpu::protocol::lt::heuristic_result) * static_cast<uint64_t>(want);
 
@@ -135,6 +123,13 @@ extern "C" cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtM
   problem.desc = md->d;
   if (!lt::copy_layouts(&problem.a, &problem.b, &problem.c, &problem.d, Adesc, Bdesc, Cdesc, Ddesc))
     return CUBLAS_STATUS_INVALID_VALUE;
+  // The checks the host makes again, here so that a bad problem fails now
+  // (a posted call's failure would only show at the next synchronisation).
+  vgpu::protocol::lt::shape shape;
+  if (const cublasStatus_t bad = vgpu::protocol::lt::check_problem(problem.desc, problem.a, problem.b, problem.c,
+                                                                   problem.d, &shape, nullptr);
+      bad != CUBLAS_STATUS_SUCCESS)
+    return bad;
   if (algo) {
     static_assert(sizeof *algo == sizeof problem.chosen);
     std::memcpy(&problem.chosen, algo, sizeof problem.chosen);
