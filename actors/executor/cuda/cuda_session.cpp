@@ -169,6 +169,7 @@ cuda_session::~cuda_session() {
                    "cuCtxDestroy will release what it holds",
                    info_.session_id, error_name(r));
     }
+    blas_handles_.all().clear();  // cuBLAS handles first: they are bound to the streams below
     functions_.all().clear();
     globals_ = allocation_ledger{};
     uploads_.clear();

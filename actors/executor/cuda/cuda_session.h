@@ -111,6 +111,32 @@ class cuda_session final : public api_handler {
   std::unordered_map<uint64_t, loaded_module> modules_;  // guest module id -> module
   handle_table<function_entry> functions_;
 
+  // --- cuBLAS (cuda_session_cublas.cpp) ----------------------------------------
+  struct blas_destroy {
+    void operator()(cublasContext* h) const;
+  };
+  // A real cuBLAS handle made in the session's context, and the stream it is
+  // bound to (pointer arrays are read in that stream's order).
+  struct blas_entry {
+    std::unique_ptr<cublasContext, blas_destroy> handle;
+    uint64_t stream_id = kStreamLegacyDefault;  // the guest's id of that stream
+    CUstream stream = nullptr;
+  };
+  // The entry of a guest's handle id; nullptr if unknown.
+  blas_entry* find_blas(uint64_t id) { return blas_handles_.find(id); }
+  // The entry for a compute call: known, and its stream still alive (a guest
+  // may destroy the stream it bound; cuBLAS must then never touch it).
+  // nullptr with *st set otherwise.
+  blas_entry* ready_blas(const call_context& c, uint64_t id, cublasStatus_t* st);
+  // Copies a guest's device array of `count` pointers (after its stream reached
+  // this point), checks each member's `bytes` against the ledger, and puts the
+  // checked copy in fresh stream-ordered device memory (*scratch, freed in
+  // stream order after use): cuBLAS never reads an array the guest could still change.
+  cublasStatus_t blas_pointer_array(const call_context& c, const blas_entry& e, uint64_t array,
+                                    int64_t count, uint64_t bytes, CUdeviceptr* scratch);
+  handle_table<blas_entry> blas_handles_;
+  // --- end cuBLAS --------------------------------------------------------------
+
   // --- cuBLASLt (branch lt; cuda_session_cublaslt.cpp) ---------------------
   // Real cublasLt handles, one per guest handle, created in this session's
   // context; declared after ctx_, so destroyed before it.

@@ -109,6 +109,21 @@ class reference_session final : public api_handler {
   bool warned_launch_ = false;
   bool warned_image_ = false;
 
+  // --- cuBLAS (reference_session_cublas.cpp) ---------------------------------
+  // A handle's host state; the arithmetic runs at once on the CPU BLAS.
+  struct blas_handle {
+    uint64_t stream = 0;
+    uint64_t workspace = 0;
+    uint64_t workspace_bytes = 0;
+    int32_t math_mode = 0;
+    int32_t atomics_mode = 0;
+  };
+  // The host bytes of [ptr, ptr+len) when the session holds that range
+  // (len 0: a non-null placeholder never touched); nullptr otherwise.
+  uint8_t* blas_bytes(const char* call, const call_context& ctx, uint64_t ptr, uint64_t len);
+  handle_table<blas_handle> blas_handles_;
+  // --- end cuBLAS ------------------------------------------------------------
+
   // --- cuBLASLt (branch lt; reference_session_cublaslt.cpp) ---------------
   // Handle ids the guest created; nothing stands behind them on the CPU.
   handle_table<bool> lt_handles_;
