@@ -61,7 +61,7 @@ static_assert(sizeof(matmul_desc) == 136 && std::is_trivially_copyable_v<matmul_
 // CUBLASLT_MATMUL_PREF_* attributes.
 struct preference {
   uint32_t search_mode = 0;
-  uint32_t reduction_scheme_mask = 0xFF;  // CUBLASLT_REDUCTION_SCHEME_MASK
+  uint32_t reduction_scheme_mask = 0x7;  // CUBLASLT_REDUCTION_SCHEME_MASK
   uint64_t max_workspace_bytes = 0;
   uint32_t min_alignment_a = 256;
   uint32_t min_alignment_b = 256;
