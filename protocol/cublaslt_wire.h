@@ -107,6 +107,11 @@ struct heuristic_result {
 };
 static_assert(sizeof(heuristic_result) == 80 && std::is_trivially_copyable_v<heuristic_result>);
 
+// A handle id with this bit is a cuBLAS handle's id (the program passed its
+// cublasHandle_t as a cublasLtHandle_t, which NVIDIA allows); without it, a
+// cuBLASLt handle's. The two kinds are issued from separate host tables.
+inline constexpr uint64_t kBlasHandleTag = 1ull << 63;
+
 // The most results one heuristic call returns (the data area holds them).
 inline constexpr int32_t kMaxHeuristicResults = 64;
 

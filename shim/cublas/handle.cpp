@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cublas_remote.h"
+#include "shim/transport/blas_handle_bridge.h"
 
 namespace vgpu::shim::blas {
 
@@ -66,6 +67,7 @@ extern "C" cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
   auto& r = vgpu::shim::blas::handles();
   std::lock_guard<std::mutex> lock(r.m);
   r.live.emplace(raw, std::move(h));
+  vgpu::shim::bridge_add_blas_handle(raw, id);  // usable as a cublasLtHandle_t (branch lt)
   *handle = raw;
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -80,6 +82,7 @@ extern "C" cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
     owned = std::move(it->second);
     r.live.erase(it);
   }
+  vgpu::shim::bridge_remove_blas_handle(handle);  // branch lt
   return vgpu::remote::vgpuBlasDestroy(owned->id);
 }
 

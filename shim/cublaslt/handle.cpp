@@ -9,14 +9,22 @@
 
 #include "cublaslt_remote.h"
 #include "shim/cublaslt/lt_objects.h"
+#include "shim/transport/blas_handle_bridge.h"
 
 namespace vgpu::shim::lt {
 
-uint64_t host_handle(cublasLtHandle_t handle) {
+uint64_t own_handle(cublasLtHandle_t handle) {
   if (!handle) return 0;
   handle_object h;
   std::memcpy(&h, static_cast<const void*>(handle), sizeof h);
   return h.magic == kHandleMagic ? h.host_id : 0;
+}
+
+uint64_t host_handle(cublasLtHandle_t handle) {
+  if (!handle) return 0;
+  // A live cuBLAS handle first: its object is not ours to read.
+  if (const uint64_t blas = bridge_blas_handle_id(handle)) return blas | protocol::lt::kBlasHandleTag;
+  return own_handle(handle);
 }
 
 namespace {
@@ -57,7 +65,8 @@ extern "C" cublasStatus_t cublasLtCreate(cublasLtHandle_t* handle) {
 }
 
 extern "C" cublasStatus_t cublasLtDestroy(cublasLtHandle_t handle) {
-  const uint64_t id = vgpu::shim::lt::host_handle(handle);
+  // Only handles cublasLtCreate made (a cuBLAS handle is cublasDestroy's).
+  const uint64_t id = vgpu::shim::lt::own_handle(handle);
   if (!id) return CUBLAS_STATUS_NOT_INITIALIZED;
   auto* h = reinterpret_cast<vgpu::shim::lt::handle_object*>(handle);
   const cublasStatus_t st = vgpu::remote::vgpuLtDestroy(id);

@@ -48,7 +48,10 @@ struct handle_object {
   uint64_t magic = kHandleMagic;
   uint64_t host_id = 0;
 };
-// The host id behind a handle, or 0 for NULL or a pointer that is not one.
+// The host id behind a handle cublasLtCreate made, or 0.
+uint64_t own_handle(cublasLtHandle_t handle);
+// The id a call sends: that of our own handle, or of a live cuBLAS handle
+// (tagged, protocol::lt::kBlasHandleTag); 0 for NULL or a pointer that is neither.
 uint64_t host_handle(cublasLtHandle_t handle);
 
 }  // namespace vgpu::shim::lt

@@ -8,6 +8,7 @@
 // --expect-vgpu: fail unless vgpu's libraries are the ones loaded, and add the
 // checks of vgpu's own answers (misuse a native library would not survive).
 #include <cublasLt.h>
+#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime_api.h>
@@ -490,6 +491,21 @@ int main(int argc, char** argv) {
     c.name = "f32 device pointer mode", c.heuristic = false, c.device_scalars = true, c.m = 5, c.n = 4, c.k = 3, add(c);
   }
   for (const auto& c : cases) run_case(h, c, rng);
+
+  // NVIDIA allows a cublasHandle_t wherever a cublasLtHandle_t is taken, and
+  // PyTorch relies on it: its cuBLASLt matmuls get the cuBLAS handle.
+  cublasHandle_t blas = nullptr;
+  if (cublasCreate(&blas) == CUBLAS_STATUS_SUCCESS) {
+    matmul_case c;
+    c.name = "f32 bias on a cuBLAS handle (as PyTorch does)", c.ta = CUBLAS_OP_T, c.m = 8, c.n = 6, c.k = 16,
+    c.epilogue = CUBLASLT_EPILOGUE_BIAS, c.heuristic = true;
+    run_case(reinterpret_cast<cublasLtHandle_t>(blas), c, rng);
+    c.name = "f16 on a cuBLAS handle", c.type = CUDA_R_16F, c.tolerance = 1e-2, c.heuristic = false;
+    run_case(reinterpret_cast<cublasLtHandle_t>(blas), c, rng);
+    cublasDestroy(blas);
+  } else {
+    check("cublasCreate for the cuBLAS-handle cases", false);
+  }
 
   error_checks(h);
   if (expect_vgpu) vgpu_misuse_checks(h);

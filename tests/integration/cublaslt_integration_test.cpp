@@ -15,7 +15,8 @@ class CublasLtTest : public MediatorFixture {
  protected:
   std::vector<std::pair<std::string, std::string>> required_programs() const override {
     return {{kLtTest, "cuBLASLt test program not built: "},
-            {std::string(kShimDir) + "/libcublasLt.so.13", "vgpu's libcublasLt.so.13 not built: "}};
+            {std::string(kShimDir) + "/libcublasLt.so.13", "vgpu's libcublasLt.so.13 not built: "},
+            {std::string(kShimDir) + "/libcublas.so.13", "vgpu's libcublas.so.13 not built: "}};
   }
 };
 
@@ -29,6 +30,7 @@ TEST_F(CublasLtTest, AllChecks) {
   EXPECT_EQ(out.find("FAIL "), std::string::npos) << tail(out);
   EXPECT_NE(out.find("ALL PASSED"), std::string::npos) << tail(out);
   EXPECT_NE(out.find("PASS f16 TN bias (addmm)"), std::string::npos) << tail(out);
+  EXPECT_NE(out.find("PASS f32 bias on a cuBLAS handle"), std::string::npos) << tail(out);
 }
 
 // The mediator serves a fresh guest after one that misused cuBLASLt.

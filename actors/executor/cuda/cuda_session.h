@@ -145,6 +145,10 @@ class cuda_session final : public api_handler {
   };
   using owned_lt_handle = std::unique_ptr<cublasLtContext, lt_handle_destroy>;
   handle_table<owned_lt_handle> lt_handles_;
+  // The cublasLt handle behind a guest id: one of lt_handles_, or a cuBLAS
+  // handle (id tagged protocol::lt::kBlasHandleTag), which NVIDIA's cuBLAS
+  // lets a program use as a cuBLASLt handle. nullptr for an unknown id.
+  cublasLtHandle_t find_lt(uint64_t id);
   // Algorithms the heuristic handed to this guest (their bytes): a matmul
   // runs only one of these, never bytes the guest made up.
   std::unordered_set<std::string> lt_algos_;

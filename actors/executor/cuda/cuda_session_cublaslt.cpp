@@ -149,6 +149,16 @@ void cuda_session::lt_handle_destroy::operator()(cublasLtContext* h) const {
     spdlog::warn("[cuda-executor] cublasLtDestroy failed: {}", cublasLtGetStatusName(st));
 }
 
+cublasLtHandle_t cuda_session::find_lt(uint64_t id) {
+  if (id & wlt::kBlasHandleTag) {
+    blas_entry* e = find_blas(id & ~wlt::kBlasHandleTag);
+    // NVIDIA: a cublasHandle_t may be cast to a cublasLtHandle_t.
+    return e ? reinterpret_cast<cublasLtHandle_t>(e->handle.get()) : nullptr;
+  }
+  owned_lt_handle* h = lt_handles_.find(id);
+  return h ? h->get() : nullptr;
+}
+
 cublasStatus_t cuda_session::on_vgpuLtCreate(call_context& c, uint64_t* handle) {
   *handle = 0;
   if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
@@ -186,7 +196,7 @@ cublasStatus_t cuda_session::on_vgpuLtMatmulAlgoGetHeuristic(call_context& c, ui
   const char* call = "cublasLtMatmulAlgoGetHeuristic";
   *returned = 0;
   if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
-  owned_lt_handle* h = lt_handles_.find(handle);
+  const cublasLtHandle_t h = find_lt(handle);
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   wlt::heuristic_problem p;
   if (problem.size != sizeof p || requested <= 0 || requested > wlt::kMaxHeuristicResults ||
@@ -213,7 +223,7 @@ cublasStatus_t cuda_session::on_vgpuLtMatmulAlgoGetHeuristic(call_context& c, ui
   }
   std::vector<cublasLtMatmulHeuristicResult_t> found(static_cast<size_t>(requested));
   int count = 0;
-  st = cublasLtMatmulAlgoGetHeuristic(h->get(), &desc, &l.a, &l.b, &l.c, &l.d, &pref, requested, found.data(),
+  st = cublasLtMatmulAlgoGetHeuristic(h, &desc, &l.a, &l.b, &l.c, &l.d, &pref, requested, found.data(),
                                       &count);
   if (st != CUBLAS_STATUS_SUCCESS) {
     spdlog::debug("[cuda-executor] {}: {} (vm={})", call, cublasLtGetStatusName(st), c.vm_id);
@@ -246,7 +256,7 @@ cublasStatus_t cuda_session::on_vgpuLtMatmul(call_context& c, uint64_t handle, p
                                             const_bytes problem) {
   const char* call = "cublasLtMatmul";
   if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
-  owned_lt_handle* h = lt_handles_.find(handle);
+  const cublasLtHandle_t h = find_lt(handle);
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) {
@@ -298,7 +308,7 @@ cublasStatus_t cuda_session::on_vgpuLtMatmul(call_context& c, uint64_t handle, p
   auto dev = [](uint64_t v) { return reinterpret_cast<void*>(static_cast<uintptr_t>(v)); };
   cublasLtMatmulAlgo_t algo;
   std::memcpy(&algo, &p.chosen, sizeof algo);
-  st = cublasLtMatmul(h->get(), &desc, pa, dev(A), &l.a, dev(B), &l.b, pb, dev(C), &l.c, dev(D), &l.d,
+  st = cublasLtMatmul(h, &desc, pa, dev(A), &l.a, dev(B), &l.b, pb, dev(C), &l.c, dev(D), &l.d,
                       p.has_algo ? &algo : nullptr, workspaceSize ? dev(workspace) : nullptr, workspaceSize, s);
   if (st != CUBLAS_STATUS_SUCCESS)
     spdlog::debug("[cuda-executor] {}: {} (vm={})", call, cublasLtGetStatusName(st), c.vm_id);

@@ -127,6 +127,9 @@ class reference_session final : public api_handler {
   // --- cuBLASLt (branch lt; reference_session_cublaslt.cpp) ---------------
   // Handle ids the guest created; nothing stands behind them on the CPU.
   handle_table<bool> lt_handles_;
+  // True for one of lt_handles_, or a cuBLAS handle's id tagged
+  // protocol::lt::kBlasHandleTag (a cublasHandle_t used as a cublasLtHandle_t).
+  bool lt_handle_ok(uint64_t id);
   // --- end cuBLASLt ---------------------------------------------------------
 };
 

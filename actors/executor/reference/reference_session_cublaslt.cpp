@@ -97,6 +97,11 @@ double gelu(double x) {
 
 }  // namespace
 
+bool reference_session::lt_handle_ok(uint64_t id) {
+  if (id & wlt::kBlasHandleTag) return blas_handles_.find(id & ~wlt::kBlasHandleTag) != nullptr;
+  return lt_handles_.find(id) != nullptr;
+}
+
 cublasStatus_t reference_session::on_vgpuLtCreate(call_context&, uint64_t* handle) {
   *handle = lt_handles_.add(true);
   return CUBLAS_STATUS_SUCCESS;
@@ -125,7 +130,7 @@ cublasStatus_t reference_session::on_vgpuLtMatmulAlgoGetHeuristic(call_context& 
                                                                   int32_t requested, mut_bytes results,
                                                                   int32_t* returned, const_bytes problem) {
   *returned = 0;
-  if (!lt_handles_.find(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!lt_handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
   wlt::heuristic_problem p;
   if (problem.size != sizeof p || requested <= 0 || requested > wlt::kMaxHeuristicResults ||
       results.size < sizeof(wlt::heuristic_result))
@@ -152,7 +157,7 @@ cublasStatus_t reference_session::on_vgpuLtMatmul(call_context& ctx, uint64_t ha
                                                  uint64_t D, uint64_t workspace, uint64_t workspaceSize,
                                                  uint64_t stream, const_bytes problem) {
   const char* call = "cublasLtMatmul";
-  if (!lt_handles_.find(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (!lt_handle_ok(handle)) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (!stream_ok(stream)) return CUBLAS_STATUS_INVALID_VALUE;
   wlt::matmul_problem p;
   if (problem.size != sizeof p) return CUBLAS_STATUS_INVALID_VALUE;
