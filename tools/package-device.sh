@@ -36,7 +36,7 @@ warn() { printf 'package-device: warning: %s\n' "$*" >&2; }
 die() { printf 'package-device: error: %s\n' "$*" >&2; exit 1; }
 
 REQUIRED_BINS=(vgpu-mediator)
-GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench vgpu-cublas-test)
+GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench vgpu-cublas-test vgpu-cublaslt-test)
 # Guest libraries that go beside the guest programs in bin/.
 GUEST_LIBS=(libvgpu_kernels_dl.so)
 MODULE="$BUILD_DIR/lib/libvgpu-executor-cuda.so"
