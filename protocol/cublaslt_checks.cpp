@@ -1,5 +1,6 @@
 #include "protocol/cublaslt_checks.h"
 
+#include <cstdint>
 #include <utility>
 
 namespace vgpu::protocol::lt {
@@ -30,6 +31,8 @@ bool layout_elements(const layout& l, uint64_t* elements, std::string* why) {
                                                    static_cast<uint64_t>(l.batch_stride), &extra) ||
                             __builtin_add_overflow(span, extra, &span)))
     return fail(why, "batch size overflows");
+  // Its bytes (at most 16 per element) must fit a signed 64-bit offset.
+  if (span > static_cast<uint64_t>(INT64_MAX) / 16) return fail(why, "matrix size overflows");
   *elements = span;
   return true;
 }
