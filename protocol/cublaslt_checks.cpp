@@ -67,6 +67,15 @@ uint64_t scale_bytes(int32_t scale_type) {
   }
 }
 
+uint64_t bias_element_bytes(const matmul_desc& d, const layout& a, const layout& dl) {
+  if (d.bias_data_type != -1) return element_bytes(d.bias_data_type);
+  auto fp8 = [](uint32_t t) { return t == CUDA_R_8F_E4M3 || t == CUDA_R_8F_E5M2; };
+  if (fp8(a.type) || fp8(dl.type)) return 4;
+  if (d.compute_type == CUBLAS_COMPUTE_32I || d.compute_type == CUBLAS_COMPUTE_32I_PEDANTIC)
+    return scale_bytes(d.scale_type);
+  return element_bytes(static_cast<int32_t>(dl.type));
+}
+
 bool epilogue_supported(uint32_t e) {
   switch (e) {
     case CUBLASLT_EPILOGUE_DEFAULT:
@@ -121,7 +130,9 @@ cublasStatus_t check_problem(const matmul_desc& d, const layout& a,
     fail(why, "batch counts differ");
     return CUBLAS_STATUS_INVALID_VALUE;
   }
-  if (c.type != dl.type) {
+  // C's type may differ from D's only for an FP8 D (cuBLASLt's FP8 matmuls).
+  const bool fp8_d = dl.type == CUDA_R_8F_E4M3 || dl.type == CUDA_R_8F_E5M2;
+  if (c.type != dl.type && !fp8_d) {
     fail(why, "C and D types differ");
     return CUBLAS_STATUS_INVALID_VALUE;
   }
@@ -138,8 +149,7 @@ cublasStatus_t check_problem(const matmul_desc& d, const layout& a,
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   if (epilogue_has_bias(d.epilogue)) {
-    const int32_t bt = d.bias_data_type == -1 ? static_cast<int32_t>(dl.type) : d.bias_data_type;
-    if (d.bias_pointer == 0 || element_bytes(bt) == 0 || d.bias_batch_stride < 0) {
+    if (d.bias_pointer == 0 || bias_element_bytes(d, a, dl) == 0 || d.bias_batch_stride < 0) {
       fail(why, "bias epilogue without a bias pointer, or a bad bias type or stride");
       return CUBLAS_STATUS_INVALID_VALUE;
     }

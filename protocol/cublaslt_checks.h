@@ -30,6 +30,12 @@ struct shape {
 bool epilogue_supported(uint32_t epilogue);
 bool epilogue_has_bias(uint32_t epilogue);
 
+// Bytes of one bias element: the BIAS_DATA_TYPE when set, else cuBLASLt's
+// default (D's type; alpha's for integer kernels; for FP8 kernels, whose
+// default depends on the kernel, 4 bytes: the widest it may be, so that the
+// range checked on the host is never shorter than the one read). 0: unknown.
+uint64_t bias_element_bytes(const matmul_desc& d, const layout& a, const layout& dl);
+
 // Elements one layout spans over all its batch members; false (and `why`)
 // for a leading dimension below the matrix or a size that overflows.
 bool layout_elements(const layout& l, uint64_t* elements, std::string* why);

@@ -38,13 +38,12 @@ std::vector<device_range> matmul_ranges(const protocol::lt::matmul_problem& p, c
   add_layout("D", D, p.d);
   const auto& d = p.desc;
   if (epilogue_has_bias(d.epilogue)) {
-    const int32_t bt = d.bias_data_type == -1 ? static_cast<int32_t>(p.d.type) : d.bias_data_type;
     uint64_t elements = s.m, extra = 0, bytes = 0;
     if (s.batch > 1 && (__builtin_mul_overflow(static_cast<uint64_t>(s.batch - 1),
                                                static_cast<uint64_t>(d.bias_batch_stride), &extra) ||
                         __builtin_add_overflow(elements, extra, &elements)))
       elements = ~0ull;
-    if (!bytes_of(elements, element_bytes(bt), &bytes)) bytes = ~0ull;
+    if (!bytes_of(elements, protocol::lt::bias_element_bytes(d, p.a, p.d), &bytes)) bytes = ~0ull;
     r.push_back({"bias", d.bias_pointer, bytes});
   }
   // FP8 scale factors and amax: one float each when set.

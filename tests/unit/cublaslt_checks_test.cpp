@@ -108,6 +108,27 @@ TEST(CublasLtChecks, EpiloguesAndPointerModes) {
   EXPECT_EQ(t.check(), CUBLAS_STATUS_NOT_SUPPORTED);
 }
 
+TEST(CublasLtChecks, BiasElementFollowsCublasLtDefaults) {
+  problem t;
+  EXPECT_EQ(wlt::bias_element_bytes(t.p.desc, t.p.a, t.p.d), 4u);  // D f32
+  t.p.c.type = t.p.d.type = CUDA_R_16F;
+  EXPECT_EQ(wlt::bias_element_bytes(t.p.desc, t.p.a, t.p.d), 2u);  // D f16, even with f32 alpha
+  t.p.desc.bias_data_type = CUDA_R_32F;
+  EXPECT_EQ(wlt::bias_element_bytes(t.p.desc, t.p.a, t.p.d), 4u);  // as set
+  t.p.desc.bias_data_type = -1;
+  t.p.d.type = CUDA_R_8F_E4M3;  // FP8 output: the widest default
+  EXPECT_EQ(wlt::bias_element_bytes(t.p.desc, t.p.a, t.p.d), 4u);
+}
+
+TEST(CublasLtChecks, OnlyAnFp8OutputMayDifferFromC) {
+  problem t;
+  t.p.c.type = CUDA_R_16BF;
+  t.p.d.type = CUDA_R_8F_E4M3;
+  EXPECT_EQ(t.check(), CUBLAS_STATUS_SUCCESS);
+  t.p.d.type = CUDA_R_16F;
+  EXPECT_EQ(t.check(), CUBLAS_STATUS_INVALID_VALUE);
+}
+
 TEST(CublasLtRanges, EveryOperandWithItsBytes) {
   problem t;
   t.p.desc.epilogue = CUBLASLT_EPILOGUE_RELU_BIAS;
