@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -203,55 +205,66 @@ cublasStatus_t reference_session::on_vgpuLtMatmul(call_context& ctx, uint64_t ha
     return CUBLAS_STATUS_NOT_SUPPORTED;
   if (s.m == 0 || s.n == 0) return CUBLAS_STATUS_SUCCESS;
 
-  uint8_t* dbase = host_at(D);
-  // D = C first when they differ, then D = alpha op(A) op(B) + beta D.
-  if (C != D || std::memcmp(&p.c, &p.d, sizeof p.c) != 0) {
-    if (C == D) return CUBLAS_STATUS_INVALID_VALUE;  // in place needs one layout
-    const uint8_t* cbase = host_at(C);
+  if (C == D && std::memcmp(&p.c, &p.d, sizeof p.c) != 0) return CUBLAS_STATUS_INVALID_VALUE;  // in place: one layout
+  const bool bias = lt::epilogue_has_bias(d.epilogue);
+  blas::dtype tbias = td;
+  if (bias && d.bias_data_type != -1 && !to_dtype(static_cast<uint32_t>(d.bias_data_type), &tbias))
+    return CUBLAS_STATUS_NOT_SUPPORTED;
+
+  // As cuBLASLt: alpha op(A) op(B) + beta C, then the epilogue, in the
+  // computation's precision, rounded to D's type once at the end. The sum is
+  // kept in a column-major scratch matrix (f64 for f64 output, else f32).
+  const blas::dtype tt = td == blas::dtype::f64 ? blas::dtype::f64 : blas::dtype::f32;
+  const int64_t mn = static_cast<int64_t>(s.m * s.n);  // D's range was checked, so this fits
+  std::vector<uint8_t> scratch;
+  try {
+    scratch.assign(static_cast<size_t>(mn) * static_cast<size_t>(s.batch) * blas::element_size(tt), 0);
+  } catch (const std::bad_alloc&) {
+    return CUBLAS_STATUS_ALLOC_FAILED;
+  }
+  auto at_scratch = [&](uint64_t i, uint64_t j, int32_t bi) {
+    return static_cast<int64_t>(i + j * s.m) + static_cast<int64_t>(bi) * mn;
+  };
+  const uint8_t* cbase = host_at(C);
+  if (b != blas::scalar(0.0))
     for (int32_t bi = 0; bi < s.batch; ++bi)
       for (uint64_t j = 0; j < s.n; ++j)
         for (uint64_t i = 0; i < s.m; ++i)
-          blas::store(dbase, at(p.d, i, j, bi), td, blas::load(cbase, at(p.c, i, j, bi), tc));
-  }
-  if (s.k > 0 || b != blas::scalar(1.0)) {
+          blas::store(scratch.data(), at_scratch(i, j, bi), tt, blas::load(cbase, at(p.c, i, j, bi), tc));
+  if (s.k > 0) {
     // A row-major matrix is the column-major view of its transpose.
-    blas::matrix ma{s.k > 0 ? host_at(A) : nullptr, ta, p.a.ld, p.a.batch_stride};
-    blas::matrix mb{s.k > 0 ? host_at(B) : nullptr, tb, p.b.ld, p.b.batch_stride};
-    blas::op oa = p.a.order == CUBLASLT_ORDER_COL ? to_op(d.transa) : flip(to_op(d.transa));
-    blas::op ob = p.b.order == CUBLASLT_ORDER_COL ? to_op(d.transb) : flip(to_op(d.transb));
-    const blas::out_matrix md{dbase, td, p.d.ld, p.d.batch_stride};
-    bool ok;
-    if (p.d.order == CUBLASLT_ORDER_COL) {
-      ok = blas::gemm(oa, ob, static_cast<int64_t>(s.m), static_cast<int64_t>(s.n), static_cast<int64_t>(s.k), a,
-                      ma, mb, b, md, tcompute, s.batch, &why);
-    } else {  // D^T = op(B)^T op(A)^T, all column-major views
-      ok = blas::gemm(flip(ob), flip(oa), static_cast<int64_t>(s.n), static_cast<int64_t>(s.m),
-                      static_cast<int64_t>(s.k), a, mb, ma, b, md, tcompute, s.batch, &why);
-    }
-    if (!ok) {
+    const blas::matrix ma{host_at(A), ta, p.a.ld, p.a.batch_stride};
+    const blas::matrix mb{host_at(B), tb, p.b.ld, p.b.batch_stride};
+    const blas::op oa = p.a.order == CUBLASLT_ORDER_COL ? to_op(d.transa) : flip(to_op(d.transa));
+    const blas::op ob = p.b.order == CUBLASLT_ORDER_COL ? to_op(d.transb) : flip(to_op(d.transb));
+    const blas::out_matrix mt{scratch.data(), tt, static_cast<int64_t>(s.m), mn};
+    // 16-bit compute is carried out in f32 here (the scratch is f32).
+    const blas::dtype tcomp = tcompute == blas::dtype::f16 ? blas::dtype::f32 : tcompute;
+    if (!blas::gemm(oa, ob, static_cast<int64_t>(s.m), static_cast<int64_t>(s.n), static_cast<int64_t>(s.k), a, ma,
+                    mb, b, mt, tcomp, s.batch, &why)) {
       spdlog::debug("[reference-executor] {}: {} (vm={})", call, why, ctx.vm_id);
       return CUBLAS_STATUS_NOT_SUPPORTED;
     }
+  } else {
+    for (int32_t bi = 0; bi < s.batch; ++bi)  // k == 0: beta C alone
+      for (int64_t e = 0; e < mn; ++e) {
+        const int64_t x = e + bi * mn;
+        blas::store(scratch.data(), x, tt, b * blas::load(scratch.data(), x, tt));
+      }
   }
-  if (d.epilogue != CUBLASLT_EPILOGUE_DEFAULT) {
-    const bool bias = lt::epilogue_has_bias(d.epilogue);
-    const bool relu = (d.epilogue & CUBLASLT_EPILOGUE_RELU) != 0;
-    const bool gelu_on = (d.epilogue & CUBLASLT_EPILOGUE_GELU) != 0;
-    blas::dtype tbias = td;
-    if (bias && d.bias_data_type != -1 && !to_dtype(static_cast<uint32_t>(d.bias_data_type), &tbias))
-      return CUBLAS_STATUS_NOT_SUPPORTED;
-    const uint8_t* bbase = bias ? host_at(d.bias_pointer) : nullptr;
-    for (int32_t bi = 0; bi < s.batch; ++bi)
-      for (uint64_t j = 0; j < s.n; ++j)
-        for (uint64_t i = 0; i < s.m; ++i) {
-          const int64_t e = at(p.d, i, j, bi);
-          double v = blas::load(dbase, e, td).real();
-          if (bias) v += blas::load(bbase, static_cast<int64_t>(i) + bi * d.bias_batch_stride, tbias).real();
-          if (relu) v = v > 0.0 ? v : 0.0;
-          if (gelu_on) v = gelu(v);
-          blas::store(dbase, e, td, v);
-        }
-  }
+  const bool relu = (d.epilogue & CUBLASLT_EPILOGUE_RELU) != 0;
+  const bool gelu_on = (d.epilogue & CUBLASLT_EPILOGUE_GELU) != 0;
+  const uint8_t* bbase = bias ? host_at(d.bias_pointer) : nullptr;
+  uint8_t* dbase = host_at(D);
+  for (int32_t bi = 0; bi < s.batch; ++bi)
+    for (uint64_t j = 0; j < s.n; ++j)
+      for (uint64_t i = 0; i < s.m; ++i) {
+        double v = blas::load(scratch.data(), at_scratch(i, j, bi), tt).real();
+        if (bias) v += blas::load(bbase, static_cast<int64_t>(i) + bi * d.bias_batch_stride, tbias).real();
+        if (relu) v = v > 0.0 ? v : 0.0;
+        if (gelu_on) v = gelu(v);
+        blas::store(dbase, at(p.d, i, j, bi), td, v);
+      }
   return CUBLAS_STATUS_SUCCESS;
 }
 
