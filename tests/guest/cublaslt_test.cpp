@@ -332,6 +332,32 @@ void descriptor_checks() {
   check("preference set/get", st == CUBLAS_STATUS_SUCCESS && ws_back == ws, status_text(st));
 }
 
+// The heuristic asked for several algorithms: at least one, at most that
+// many, each usable; no request at all is INVALID_VALUE.
+void heuristic_checks(cublasLtHandle_t h) {
+  lt_objects o;
+  cublasStatus_t st = cublasLtMatmulDescCreate(&o.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&o.a, CUDA_R_16F, 64, 40, 64);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&o.b, CUDA_R_16F, 40, 48, 40);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&o.c, CUDA_R_16F, 64, 48, 64);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatrixLayoutCreate(&o.d, CUDA_R_16F, 64, 48, 64);
+  if (st == CUBLAS_STATUS_SUCCESS) st = cublasLtMatmulPreferenceCreate(&o.pref);
+  const uint64_t ws = 1 << 22;
+  if (st == CUBLAS_STATUS_SUCCESS)
+    st = cublasLtMatmulPreferenceSetAttribute(o.pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
+  if (st != CUBLAS_STATUS_SUCCESS) return check("heuristic setup", false, status_text(st));
+  cublasLtMatmulHeuristicResult_t r[8];
+  int returned = -1;
+  st = cublasLtMatmulAlgoGetHeuristic(h, o.desc, o.a, o.b, o.c, o.d, o.pref, 8, r, &returned);
+  bool usable = st == CUBLAS_STATUS_SUCCESS && returned >= 1 && returned <= 8;
+  for (int i = 0; usable && i < returned; ++i) usable = r[i].state == CUBLAS_STATUS_SUCCESS && r[i].workspaceSize <= ws;
+  check("heuristic returns 1..8 usable algorithms for 8 asked", usable,
+        "status " + status_text(st) + ", returned " + std::to_string(returned));
+  std::printf("heuristic: %d algorithm(s)\n", returned);
+  st = cublasLtMatmulAlgoGetHeuristic(h, o.desc, o.a, o.b, o.c, o.d, o.pref, 0, r, &returned);
+  check("heuristic asked for 0 is INVALID_VALUE", st == CUBLAS_STATUS_INVALID_VALUE, status_text(st));
+}
+
 // Errors that a native library answers the same way.
 void error_checks(cublasLtHandle_t h, bool expect_vgpu) {
   lt_objects o;
@@ -511,6 +537,7 @@ int main(int argc, char** argv) {
     check("cublasCreate for the cuBLAS-handle cases", false);
   }
 
+  heuristic_checks(h);
   error_checks(h, expect_vgpu);
   if (expect_vgpu) vgpu_misuse_checks(h);
 
