@@ -312,6 +312,7 @@ def gen_wire(calls):
 #include <driver_types.h>
 
 #include "protocol/message.h"
+#include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
 #include "protocol/wire_types.h"
 
 // One request and one reply struct per call, in description order. Both sides
@@ -346,6 +347,7 @@ def gen_guest_remote(calls, lib=None, base="guest_remote"):
 #include <cuda_runtime_api.h>
 {lib_include}
 #include "protocol/message.h"
+#include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
 #include "protocol/wire_types.h"
 {lib_decl}
 // vgpu::remote::<call>: encodes the arguments, sends the call through the
@@ -532,6 +534,7 @@ def gen_host_handler(calls):
 #include <driver_types.h>
 {lib_includes}
 #include "actors/executor/call_context.h"
+#include "protocol/device_status.h"  // raw struct of vgpuDeviceStatus (0x00F0)
 #include "protocol/wire_types.h"
 
 // Every handler method, for an executor session's class body: adding a call

@@ -21,6 +21,11 @@
 #   VGPU_CHECK_TIMEOUT  seconds per guest run (default 120)
 #   VGPU_CHECK_ITERS    vgpu-latency --iters (default 20000)
 #   VGPU_CHECK_KERNEL_ITERS  vgpu-kernel-bench --iters (default 100000)
+#   VGPU_CHECK_ONLY     the groups to run, space-separated (default: all):
+#                       core (guest, driver and kernel tests, demo), libs (cuBLAS,
+#                       cuBLASLt, graphs, NVML test programs), bench (latency and
+#                       kernel figures), pytorch (tools/gpu/pytorch_check.py run
+#                       natively and through vgpu, results compared)
 # Needs root (unshare -m, mount --bind).
 set -uo pipefail
 
@@ -40,6 +45,8 @@ RUNS="$WORK/runs"
 TIMEOUT_S="${VGPU_CHECK_TIMEOUT:-120}"
 ITERS="${VGPU_CHECK_ITERS:-20000}"
 KERNEL_ITERS="${VGPU_CHECK_KERNEL_ITERS:-100000}"
+ONLY="${VGPU_CHECK_ONLY:-}"
+LAT_VGPU="" LAT_NATIVE="" KB_VGPU="" KB_NATIVE=""
 CUDA_LIB=/usr/local/cuda/lib64
 MEDIATOR="$PKG/bin/vgpu-mediator"
 MODULE="$PKG/lib/libvgpu-executor-cuda.so"
@@ -282,47 +289,75 @@ check_hidden() {
   printf 'gpu-check: %-40s %-7s %s\n' "$name" hidden "${VGPU[$name]}"
 }
 
+want() { [[ -z "$ONLY" || " $ONLY " == *" $1 "* ]]; }
+
+# The test programs of the guest libraries beyond libcudart and libcuda; each
+# runs once through vgpu and once natively when the package has it.
+LIB_TESTS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-ggml-pattern)
+
 run_checks() {
   echo "---------------------------------------------------------------- checks"
   check_hidden
-  local sub
-  for sub in device integrity async errors all; do
-    check "guest-test $sub" vgpu vgpu-guest-test "$sub" --expect-vgpu
-    check "guest-test $sub" native vgpu-guest-test "$sub"
-  done
-  concurrent "guest-test integrity x4 concurrent" vgpu 4 vgpu-guest-test integrity
-  concurrent "guest-test integrity x4 concurrent" native 4 vgpu-guest-test integrity
-  check "driver-test" vgpu vgpu-driver-test --expect-vgpu
-  check "driver-test" native vgpu-driver-test
-  check "vgpu-demo" vgpu vgpu-demo
-  check "vgpu-demo" native vgpu-demo
-  check "vgpu-latency" vgpu vgpu-latency --iters "$ITERS"
-  LAT_VGPU="$LAST_LOG"
-  check "vgpu-latency" native vgpu-latency --iters "$ITERS"
-  LAT_NATIVE="$LAST_LOG"
-  # Kernels: the kernel test program (its dlopen() library lies beside it in
-  # bin/), then the launch figures.
-  check "kernel-test all" vgpu vgpu-kernel-test all --expect-vgpu
-  check "kernel-test all" native vgpu-kernel-test all
-  check "vgpu-kernel-bench" vgpu vgpu-kernel-bench --iters "$KERNEL_ITERS"
-  KB_VGPU="$LAST_LOG"
-  check "vgpu-kernel-bench" native vgpu-kernel-bench --iters "$KERNEL_ITERS"
-  KB_NATIVE="$LAST_LOG"
+  local sub t
+  if want core; then
+    for sub in device integrity async errors all; do
+      check "guest-test $sub" vgpu vgpu-guest-test "$sub" --expect-vgpu
+      check "guest-test $sub" native vgpu-guest-test "$sub"
+    done
+    concurrent "guest-test integrity x4 concurrent" vgpu 4 vgpu-guest-test integrity
+    concurrent "guest-test integrity x4 concurrent" native 4 vgpu-guest-test integrity
+    check "driver-test" vgpu vgpu-driver-test --expect-vgpu
+    check "driver-test" native vgpu-driver-test
+    check "vgpu-demo" vgpu vgpu-demo
+    check "vgpu-demo" native vgpu-demo
+    # Kernels: the kernel test program (its dlopen() library lies beside it in bin/).
+    check "kernel-test all" vgpu vgpu-kernel-test all --expect-vgpu
+    check "kernel-test all" native vgpu-kernel-test all
+  fi
+  if want libs; then
+    for t in "${LIB_TESTS[@]}"; do
+      [[ -x "$PKG/bin/$t" ]] || continue
+      check "$t" vgpu "$t" --expect-vgpu
+      check "$t" native "$t"
+    done
+  fi
+  if want bench; then
+    check "vgpu-latency" vgpu vgpu-latency --iters "$ITERS"
+    LAT_VGPU="$LAST_LOG"
+    check "vgpu-latency" native vgpu-latency --iters "$ITERS"
+    LAT_NATIVE="$LAST_LOG"
+    check "vgpu-kernel-bench" vgpu vgpu-kernel-bench --iters "$KERNEL_ITERS"
+    KB_VGPU="$LAST_LOG"
+    check "vgpu-kernel-bench" native vgpu-kernel-bench --iters "$KERNEL_ITERS"
+    KB_NATIVE="$LAST_LOG"
+  fi
+  want pytorch && pytorch_checks
 }
 
-report() {
-  local n v failed=0
-  echo
-  echo "================================================================ summary"
-  printf '%-40s %-28s %s\n' "check" "native" "vgpu"
-  printf '%-40s %-28s %s\n' "-----" "------" "----"
-  for n in "${ORDER[@]}"; do
-    v="${VGPU[$n]:--}"
-    printf '%-40s %-28s %s\n' "$n" "${NATIVE[$n]:--}" "$v"
-    [[ "$v" == PASS ]] || failed=$((failed + 1))
-  done
-  ((HIDDEN)) || echo "(the vgpu runs were NOT isolated from the driver: see the warning above)"
+# PyTorch (installed on the GPU machine): the same script natively and through
+# vgpu, then its results compared within floating-point tolerance.
+pytorch_checks() {
+  local name="pytorch same results" log rc=0
+  if ! python3 -c "import torch" >/dev/null 2>&1; then
+    say "python3 cannot import torch here: the PyTorch checks are not run"
+    add_row "pytorch"
+    set_result "pytorch" vgpu "NOT RUN (no torch)"
+    return
+  fi
+  check "pytorch run" native vgpu-pytorch-check run --out "$WORK/pytorch-native.json"
+  check "pytorch run" vgpu vgpu-pytorch-check run --out "$WORK/pytorch-vgpu.json"
+  add_row "$name"
+  log="$(next_log compare)"
+  python3 "$PKG/bin/pytorch_check.py" compare "$WORK/pytorch-native.json" "$WORK/pytorch-vgpu.json" \
+    >"$log" 2>&1 || rc=$?
+  append_log "$name: pytorch_check.py compare -> rc=$rc" "$log"
+  NATIVE[$name]="-"
+  set_result "$name" vgpu "$(result_of "$rc")"
+  cat "$log"
+}
 
+# The latency and kernel figures of both runs, side by side with their ratio.
+report_figures() {
   echo
   echo "================================================================ latency (us)"
   echo "native:"
@@ -377,6 +412,22 @@ report() {
       if (k == 0) print "(no kernel figures: see the vgpu-kernel-bench runs above)"
     }' "$KB_NATIVE" "$KB_VGPU"
   echo "(ratio = vgpu / native; the targets are informational, not part of PASSED/FAILED)"
+}
+
+report() {
+  local n v failed=0
+  echo
+  echo "================================================================ summary"
+  printf '%-40s %-28s %s\n' "check" "native" "vgpu"
+  printf '%-40s %-28s %s\n' "-----" "------" "----"
+  for n in "${ORDER[@]}"; do
+    v="${VGPU[$n]:--}"
+    printf '%-40s %-28s %s\n' "$n" "${NATIVE[$n]:--}" "$v"
+    [[ "$v" == PASS ]] || failed=$((failed + 1))
+  done
+  ((HIDDEN)) || echo "(the vgpu runs were NOT isolated from the driver: see the warning above)"
+
+  [[ -n "$LAT_VGPU" ]] && report_figures
 
   echo
   echo "================================================================ mediator log (excerpt)"

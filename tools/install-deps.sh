@@ -10,6 +10,7 @@ set -euo pipefail
 PACKAGES=(
   cmake g++ make python3 pkg-config
   libcaf-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
+  libzstd-dev  # zstd-compressed fatbin entries (nvcc 13's default), reference executor
   libgtest-dev googletest
   # The VM test (tests/vm, tools/vm): QEMU (TCG, never KVM), the guest's busybox
   # initramfs. The guest kernel itself is not installed: tools/vm/build-guest.sh

@@ -36,8 +36,12 @@ warn() { printf 'package-device: warning: %s\n' "$*" >&2; }
 die() { printf 'package-device: error: %s\n' "$*" >&2; exit 1; }
 
 REQUIRED_BINS=(vgpu-mediator)
-GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench vgpu-cublas-test vgpu-cublaslt-test)
+GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
 # Guest libraries that go beside the guest programs in bin/.
+# Test programs of the other guest libraries: taken when built.
+OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern)
+# Scripts gpu-check runs (PyTorch through vgpu).
+SCRIPTS=(tools/gpu/vgpu-pytorch-check tools/gpu/pytorch_check.py)
 GUEST_LIBS=(libvgpu_kernels_dl.so)
 MODULE="$BUILD_DIR/lib/libvgpu-executor-cuda.so"
 SHIM_DIR="$BUILD_DIR/shim/lib"
@@ -61,6 +65,15 @@ for b in "${REQUIRED_BINS[@]}" "${GUEST_BINS[@]}"; do
   else
     warn "$BUILD_DIR/bin/$b is missing; gpu-check will report it MISSING"
   fi
+done
+for b in "${OPTIONAL_BINS[@]}"; do
+  if [[ -x "$BUILD_DIR/bin/$b" ]]; then
+    cp -L "$BUILD_DIR/bin/$b" "$PKG/bin/$b"
+    elves+=("$PKG/bin/$b")
+  fi
+done
+for f in "${SCRIPTS[@]}"; do
+  cp -f "$ROOT/$f" "$PKG/bin/"
 done
 for l in "${GUEST_LIBS[@]}"; do
   if [[ -f "$BUILD_DIR/lib/$l" ]]; then

@@ -82,6 +82,7 @@ extern "C" cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
     owned = std::move(it->second);
     r.live.erase(it);
   }
+  if (owned->result_buffer != nullptr) cudaFree(owned->result_buffer);
   vgpu::shim::bridge_remove_blas_handle(handle);  // branch lt
   return vgpu::remote::vgpuBlasDestroy(owned->id);
 }

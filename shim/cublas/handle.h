@@ -19,6 +19,10 @@ struct cublasContext {
   cublasAtomicsMode_t atomics_mode = CUBLAS_ATOMICS_NOT_ALLOWED;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  // Device memory for reductions in host pointer mode (allocated on first
+  // use, freed with the handle): the result lands here, then comes back by a
+  // stream-ordered copy.
+  void* result_buffer = nullptr;
 };
 
 namespace vgpu::shim::blas {

@@ -1,12 +1,13 @@
-// gemv and the level 1 routines (S and D). The ones with no host output are
-// posted; a reduction in host pointer mode waits for its result, as cuBLAS
-// itself does.
+// gemv and the level 1 routines (S and D). All are posted; a reduction in
+// host pointer mode then waits for its result, as cuBLAS itself does.
 #include <cstring>
 
 #include <cublas_v2.h>
+#include <cuda_runtime_api.h>
 
 #include "cublas_remote.h"
 #include "shim/cublas/handle.h"
+#include "shim/transport/bulk_copy.h"
 
 namespace {
 
@@ -14,6 +15,7 @@ using vgpu::protocol::scalar16;
 using vgpu::shim::blas::live;
 
 enum reduce_op : int { kDot = 0, kNrm2 = 1, kAsum = 2, kIamax = 3 };
+constexpr uint32_t kStreamOrdered = 1;  // copy_from_device flags bit 0: on the given stream
 
 cublasStatus_t gemv(cublasHandle_t handle, cublasOperation_t trans, int m, int n, const void* alpha, const void* A,
                     int lda, const void* x, int incx, const void* beta, void* y, int incy, cudaDataType_t t,
@@ -59,8 +61,9 @@ cublasStatus_t copy(cublasHandle_t handle, int n, const void* x, int incx, void*
   return vgpu::remote::vgpuBlasCopy(h->id, n, const_cast<void*>(x), incx, y, incy, t);
 }
 
-// A reduction's result: `size` bytes to *result, on the host (waiting) or at
-// a device address (posted), as the handle's pointer mode says.
+// A reduction's result: `size` bytes to *result, at a device address (posted)
+// or in host memory (through the handle's result buffer and a stream-ordered
+// copy the host answers when the stream got there), as the pointer mode says.
 cublasStatus_t reduce(cublasHandle_t handle, reduce_op op, int n, const void* x, int incx, const void* y, int incy,
                       cudaDataType_t t, void* result, uint32_t size) {
   cublasContext* h = live(handle);
@@ -69,13 +72,18 @@ cublasStatus_t reduce(cublasHandle_t handle, reduce_op op, int n, const void* x,
   if (h->pointer_mode == CUBLAS_POINTER_MODE_DEVICE)
     return vgpu::remote::vgpuBlasReduceDevice(h->id, op, n, const_cast<void*>(x), incx, const_cast<void*>(y), incy, t,
                                               result);
-  scalar16 r{};
-  if (const cublasStatus_t st =
-          vgpu::remote::vgpuBlasReduce(h->id, op, n, const_cast<void*>(x), incx, const_cast<void*>(y), incy, t, &r);
+  if (h->result_buffer == nullptr && cudaMalloc(&h->result_buffer, 16) != cudaSuccess)
+    return CUBLAS_STATUS_ALLOC_FAILED;
+  if (const cublasStatus_t st = vgpu::remote::vgpuBlasReduceDevice(h->id, op, n, const_cast<void*>(x), incx,
+                                                                   const_cast<void*>(y), incy, t, h->result_buffer);
       st != CUBLAS_STATUS_SUCCESS)
     return st;
-  std::memcpy(result, r.bytes, size);
-  return CUBLAS_STATUS_SUCCESS;
+  // A failure of the posted reduction (an operand outside the program's
+  // memory) is reported by this copy, a synchronising call.
+  const cudaError_t copied =
+      vgpu::shim::copy_from_device(static_cast<uint8_t*>(result), reinterpret_cast<uintptr_t>(h->result_buffer), size,
+                                   reinterpret_cast<uintptr_t>(h->stream), kStreamOrdered);
+  return copied == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
 }  // namespace

@@ -14,6 +14,10 @@ CUresult to_cu(cudaError_t e);
 // cuInit has run (the driver refuses everything else before it).
 bool driver_initialised();
 
+// The handle the driver API shows for `device`'s context (the session's one
+// context, as that device's primary); driver_context.cpp.
+CUcontext context_of_device(int device);
+
 }  // namespace vgpu::shim
 
 // Every entry point but cuInit, cuDriverGetVersion and the error texts starts with this.

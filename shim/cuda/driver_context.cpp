@@ -55,6 +55,11 @@ void make_current(CUcontext ctx) {
 }
 
 }  // namespace
+
+CUcontext context_of_device(int device) {
+  return device >= 0 && device < kMaxDevices ? handle_of(device) : nullptr;
+}
+
 }  // namespace vgpu::shim
 
 using namespace vgpu::shim;
@@ -159,4 +164,66 @@ extern "C" CUresult cuCtxSynchronize() {
   VGPU_REQUIRE_INIT();
   if (t_stack.empty()) return CUDA_ERROR_INVALID_CONTEXT;
   return to_cu(vgpu::remote::cudaDeviceSynchronize());
+}
+
+// The primary context's flags are kept in the guest: they are scheduling and
+// host-mapping hints the session's context on the host does not change.
+namespace vgpu::shim {
+namespace {
+unsigned g_primary_flags[kMaxDevices] = {};
+}  // namespace
+}  // namespace vgpu::shim
+
+// Active: retained through the driver API, or in use by the runtime (the
+// runtime uses the session from its first call on, as NVIDIA's runtime
+// retains the primary context). PyTorch asks this before it initialises.
+extern "C" CUresult cuDevicePrimaryCtxGetState(CUdevice dev, unsigned int* flags, int* active) {
+  VGPU_REQUIRE_INIT();
+  if (!flags || !active) return CUDA_ERROR_INVALID_VALUE;
+  if (const CUresult r = check_device(dev); r != CUDA_SUCCESS) return r;
+  context_slot* s = slot_of(handle_of(dev));
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *flags = g_primary_flags[dev];
+  *active = s->refs > 0 || channel_connected() ? 1 : 0;
+  return CUDA_SUCCESS;
+}
+
+extern "C" CUresult cuDevicePrimaryCtxSetFlags(CUdevice dev, unsigned int flags) {  // _v2
+  VGPU_REQUIRE_INIT();
+  if (const CUresult r = check_device(dev); r != CUDA_SUCCESS) return r;
+  if (flags & ~0xffu) return CUDA_ERROR_INVALID_VALUE;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  g_primary_flags[dev] = flags;
+  return CUDA_SUCCESS;
+}
+
+// Resetting would free everything the process allocated on the device; the
+// session's memory is released when the process ends, so this only drops
+// the driver API's references (as a reset does) and syncs.
+extern "C" CUresult cuDevicePrimaryCtxReset(CUdevice dev) {  // _v2
+  VGPU_REQUIRE_INIT();
+  if (const CUresult r = check_device(dev); r != CUDA_SUCCESS) return r;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    slot_of(handle_of(dev))->refs = 0;
+  }
+  return to_cu(vgpu::remote::cudaDeviceSynchronize());
+}
+
+extern "C" CUresult cuCtxGetFlags(unsigned int* flags) {
+  VGPU_REQUIRE_INIT();
+  if (!flags) return CUDA_ERROR_INVALID_VALUE;
+  if (t_stack.empty()) return CUDA_ERROR_INVALID_CONTEXT;
+  std::lock_guard<std::mutex> lock(g_mutex);
+  *flags = g_primary_flags[slot_of(t_stack.back())->device];
+  return CUDA_SUCCESS;
+}
+
+extern "C" CUresult cuCtxGetApiVersion(CUcontext ctx, unsigned int* version) {
+  VGPU_REQUIRE_INIT();
+  if (!version) return CUDA_ERROR_INVALID_VALUE;
+  if (!ctx && t_stack.empty()) return CUDA_ERROR_INVALID_CONTEXT;
+  if (ctx && !slot_of(ctx)) return CUDA_ERROR_INVALID_CONTEXT;
+  *version = 13000;  // contexts of this API generation (CUDA 13)
+  return CUDA_SUCCESS;
 }

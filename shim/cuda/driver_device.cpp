@@ -9,6 +9,7 @@
 
 #include "guest_remote.h"
 #include "shim/cuda/driver_common.h"
+#include "shim/transport/guest_call.h"
 
 namespace vgpu::shim {
 namespace {
@@ -22,7 +23,11 @@ CUresult device_props(CUdevice dev, cudaDeviceProp* p) {
 }
 }  // namespace
 
-bool driver_initialised() { return g_initialised.load(std::memory_order_acquire); }
+// The runtime initialises the driver on its first call, as NVIDIA's does
+// (PyTorch uses the driver API after the runtime without calling cuInit).
+bool driver_initialised() {
+  return g_initialised.load(std::memory_order_acquire) || channel_connected();
+}
 
 }  // namespace vgpu::shim
 
@@ -100,6 +105,28 @@ extern "C" CUresult cuDeviceGetPCIBusId(char* pciBusId, int len, CUdevice dev) {
 extern "C" CUresult cuDeviceGetAttribute(int* pi, CUdevice_attribute attrib, CUdevice dev) {
   VGPU_REQUIRE_INIT();
   if (!pi) return CUDA_ERROR_INVALID_VALUE;
+  // vgpu serves cuMemCreate/cuMemMap for real (driver_vmm.cpp), whatever the
+  // runtime's attribute list says (cudaDeviceAttr has no such entry).
+  if (attrib == CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED) {
+    int count = 0;
+    if (const cudaError_t st = vgpu::remote::cudaGetDeviceCount(&count); st != cudaSuccess) return to_cu(st);
+    if (dev < 0 || dev >= count) return CUDA_ERROR_INVALID_DEVICE;
+    *pi = 1;
+    return CUDA_SUCCESS;
+  }
+  // Shareable OS handles of cuMemCreate'd memory cannot reach the guest
+  // (driver_vmm.cpp refuses to create them): say so, so that a program
+  // (PyTorch's expandable segments) asks for none.
+  if (attrib == CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR_SUPPORTED ||
+      attrib == CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_WIN32_HANDLE_SUPPORTED ||
+      attrib == CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_WIN32_KMT_HANDLE_SUPPORTED ||
+      attrib == CU_DEVICE_ATTRIBUTE_HANDLE_TYPE_FABRIC_SUPPORTED) {
+    int count = 0;
+    if (const cudaError_t st = vgpu::remote::cudaGetDeviceCount(&count); st != cudaSuccess) return to_cu(st);
+    if (dev < 0 || dev >= count) return CUDA_ERROR_INVALID_DEVICE;
+    *pi = 0;
+    return CUDA_SUCCESS;
+  }
   // CUdevice_attribute and cudaDeviceAttr share their numbering.
   return to_cu(vgpu::remote::cudaDeviceGetAttribute(pi, static_cast<cudaDeviceAttr>(attrib), dev));
 }

@@ -7,6 +7,7 @@
 #include "guest_remote.h"
 #include "shim/cuda/driver_common.h"
 #include "shim/transport/bulk_copy.h"
+#include "shim/transport/device_ranges.h"
 #include "shim/transport/guest_call.h"
 
 using vgpu::shim::to_cu;
@@ -16,14 +17,19 @@ extern "C" CUresult cuMemAlloc(CUdeviceptr* dptr, size_t bytesize) {  // cuMemAl
   if (!dptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;  // the driver refuses 0 bytes
   void* p = nullptr;
   const cudaError_t st = vgpu::remote::cudaMalloc(&p, bytesize);
-  if (st == cudaSuccess) *dptr = reinterpret_cast<CUdeviceptr>(p);
+  if (st == cudaSuccess) {
+    *dptr = reinterpret_cast<CUdeviceptr>(p);
+    vgpu::shim::remember_device_range(*dptr, bytesize);  // cudaMemcpyDefault knows it
+  }
   return to_cu(st);
 }
 
 extern "C" CUresult cuMemFree(CUdeviceptr dptr) {  // cuMemFree_v2
   VGPU_REQUIRE_INIT();
   if (dptr == 0) return CUDA_ERROR_INVALID_VALUE;
-  return to_cu(vgpu::remote::cudaFree(reinterpret_cast<void*>(dptr)));
+  const cudaError_t st = vgpu::remote::cudaFree(reinterpret_cast<void*>(dptr));
+  if (st == cudaSuccess) vgpu::shim::forget_device_range(dptr);
+  return to_cu(st);
 }
 
 extern "C" CUresult cuMemGetInfo(size_t* free, size_t* total) {  // cuMemGetInfo_v2
@@ -65,4 +71,25 @@ extern "C" CUresult cuMemsetD8(CUdeviceptr dstDevice, unsigned char uc, size_t N
   req.count = N;
   return to_cu(vgpu::shim::guest_call(static_cast<uint16_t>(vgpu::protocol::call_id::vgpuMemset), &req,
                                       vgpu::wire::vgpuMemset_req::wire_size(), nullptr, 0, 0));
+}
+
+// Stream-ordered allocation on the host's default pool (vgpuMallocAsync /
+// vgpuFreeAsync, as the runtime's cudaMallocAsync / cudaFreeAsync).
+extern "C" CUresult cuMemAllocAsync(CUdeviceptr* dptr, size_t bytesize, CUstream hStream) {
+  VGPU_REQUIRE_INIT();
+  if (!dptr || bytesize == 0) return CUDA_ERROR_INVALID_VALUE;
+  unsigned long long p = 0;
+  const cudaError_t st = vgpu::remote::vgpuMallocAsync(&p, bytesize, reinterpret_cast<cudaStream_t>(hStream));
+  if (st == cudaSuccess) {
+    *dptr = p;
+    vgpu::shim::remember_device_range(p, bytesize);
+  }
+  return to_cu(st);
+}
+
+extern "C" CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream) {
+  VGPU_REQUIRE_INIT();
+  if (dptr == 0) return CUDA_ERROR_INVALID_VALUE;
+  vgpu::shim::forget_device_range(dptr);
+  return to_cu(vgpu::remote::vgpuFreeAsync(dptr, reinterpret_cast<cudaStream_t>(hStream)));
 }

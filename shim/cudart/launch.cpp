@@ -15,6 +15,7 @@
 #include "shim/cudart/registry.h"
 #include "shim/transport/guest_call.h"
 #include "shim/transport/guest_log.h"
+#include "shim/transport/module_calls.h"
 
 namespace vgpu::shim {
 
@@ -27,9 +28,8 @@ struct call_config {
 };
 thread_local std::vector<call_config> t_configs;  // <<<...>>> nests through argument evaluation
 
-constexpr uint32_t kCooperative = 1u << 0;
-constexpr uint32_t kProgrammaticSerialization = 1u << 1;
-constexpr uint32_t kMaxParamBlock = 32764;  // CUDA's limit on a kernel's parameters
+constexpr uint32_t kCooperative = kLaunchCooperative;  // shim/transport/module_calls.h
+constexpr uint32_t kProgrammaticSerialization = kLaunchProgrammatic;
 
 struct launch_options {
   dim3 cluster{0, 0, 0};
@@ -58,22 +58,20 @@ cudaError_t launch(const void* func, dim3 grid, dim3 block, void** args, size_t 
   std::memset(params, 0, k->param_bytes);  // padding between parameters carries no stack bytes
   for (size_t i = 0; i < k->layout.size(); ++i)
     std::memcpy(params + k->layout[i].first, args[i], k->layout[i].second);
-  wire::vgpuLaunchKernel_req req{};
-  req.function = k->function;
-  req.gridX = grid.x;
-  req.gridY = grid.y;
-  req.gridZ = grid.z;
-  req.blockX = block.x;
-  req.blockY = block.y;
-  req.blockZ = block.z;
-  req.sharedMem = static_cast<uint32_t>(shared_mem);
-  req.stream = reinterpret_cast<uint64_t>(stream);
-  req.clusterX = opt.cluster.x;
-  req.clusterY = opt.cluster.y;
-  req.clusterZ = opt.cluster.z;
-  req.launchFlags = opt.flags;
-  return guest_post(static_cast<uint16_t>(protocol::call_id::vgpuLaunchKernel), &req,
-                    wire::vgpuLaunchKernel_req::wire_size(), params, k->param_bytes);
+  launch_shape shape;
+  shape.grid[0] = grid.x;
+  shape.grid[1] = grid.y;
+  shape.grid[2] = grid.z;
+  shape.block[0] = block.x;
+  shape.block[1] = block.y;
+  shape.block[2] = block.z;
+  shape.shared_mem = static_cast<uint32_t>(shared_mem);
+  shape.stream = reinterpret_cast<uint64_t>(stream);
+  shape.cluster[0] = opt.cluster.x;
+  shape.cluster[1] = opt.cluster.y;
+  shape.cluster[2] = opt.cluster.z;
+  shape.flags = opt.flags;
+  return post_launch(k->function, shape, params, k->param_bytes);
 }
 
 cudaStream_t per_thread(cudaStream_t s) { return s ? s : cudaStreamPerThread; }
@@ -222,4 +220,27 @@ extern "C" cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* numBlo
                                                                      size_t dynamicSMemSize) {
   return cudaOccupancyMaxActiveBlocksPerMultiprocessorWithFlags(numBlocks, func, blockSize, dynamicSMemSize,
                                                                 cudaOccupancyDefault);
+}
+
+// The launch configuration is read here, by value (a forwarded guest pointer
+// would crash the host); cluster 0 = the kernel's compile-time dimensions.
+extern "C" cudaError_t cudaOccupancyMaxActiveClusters(int* numClusters, const void* func,
+                                                      const cudaLaunchConfig_t* launchConfig) {
+  if (!numClusters || !launchConfig || (launchConfig->numAttrs && !launchConfig->attrs)) {
+    return finish(cudaErrorInvalidValue);
+  }
+  uint64_t f = 0;
+  const cudaError_t st = function_of(func, &f);
+  if (st != cudaSuccess) return finish(st);
+  dim3 cluster(0, 0, 0);
+  for (unsigned i = 0; i < launchConfig->numAttrs; ++i) {
+    const cudaLaunchAttribute& a = launchConfig->attrs[i];
+    if (a.id == cudaLaunchAttributeClusterDimension)
+      cluster = dim3(a.val.clusterDim.x, a.val.clusterDim.y, a.val.clusterDim.z);
+  }
+  if (launchConfig->dynamicSmemBytes > UINT32_MAX) return finish(cudaErrorInvalidValue);
+  const dim3 g = launchConfig->gridDim, b = launchConfig->blockDim;
+  return finish(vgpu::remote::vgpuOccupancyMaxActiveClusters(numClusters, f, g.x, g.y, g.z, b.x, b.y, b.z,
+                                                             static_cast<unsigned>(launchConfig->dynamicSmemBytes),
+                                                             cluster.x, cluster.y, cluster.z));
 }

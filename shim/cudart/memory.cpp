@@ -1,9 +1,9 @@
 // Device and pinned host memory.
+#include <cstddef>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
-#include <shared_mutex>
 
 #include <cuda_runtime_api.h>
 
@@ -14,40 +14,23 @@
 namespace vgpu::shim {
 
 namespace {
-std::shared_mutex g_ranges_mutex;
-std::map<uint64_t, uint64_t>& ranges() {
-  static auto* r = new std::map<uint64_t, uint64_t>;
-  return *r;
-}
-
 // Pinned host buffers handed out by cudaMallocHost / cudaHostAlloc. For now
 // they are page-aligned guest memory; carving them out of the shared region
 // (zero-copy DMA) is the performance issue's work.
 std::mutex g_host_mutex;
-std::set<void*>& host_buffers() {
-  static auto* s = new std::set<void*>;
+std::map<void*, size_t>& host_buffers() {  // base -> bytes
+  static auto* s = new std::map<void*, size_t>;
   return *s;
 }
 constexpr size_t kPage = 4096;
 }  // namespace
 
-void remember_device_range(uint64_t base, uint64_t size) {
-  std::unique_lock<std::shared_mutex> lock(g_ranges_mutex);
-  ranges()[base] = size;
-}
-
-void forget_device_range(uint64_t base) {
-  std::unique_lock<std::shared_mutex> lock(g_ranges_mutex);
-  ranges().erase(base);
-}
-
-bool is_device_pointer(const void* p) {
-  const auto v = reinterpret_cast<uint64_t>(p);
-  std::shared_lock<std::shared_mutex> lock(g_ranges_mutex);
-  auto it = ranges().upper_bound(v);
-  if (it == ranges().begin()) return false;
+bool is_pinned_host_pointer(const void* p) {
+  std::lock_guard<std::mutex> lock(g_host_mutex);
+  auto it = host_buffers().upper_bound(const_cast<void*>(p));
+  if (it == host_buffers().begin()) return false;
   --it;
-  return v - it->first < it->second;
+  return static_cast<const char*>(p) - static_cast<const char*>(it->first) < static_cast<std::ptrdiff_t>(it->second);
 }
 
 }  // namespace vgpu::shim
@@ -81,7 +64,7 @@ extern "C" cudaError_t cudaHostAlloc(void** pHost, size_t size, unsigned int fla
     return finish(cudaErrorMemoryAllocation);
   {
     std::lock_guard<std::mutex> lock(vgpu::shim::g_host_mutex);
-    vgpu::shim::host_buffers().insert(p);
+    vgpu::shim::host_buffers().emplace(p, rounded);
   }
   *pHost = p;
   return cudaSuccess;

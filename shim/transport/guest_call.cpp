@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -23,6 +24,10 @@ struct connection_state {
   bool failed_once = false;
 };
 
+// Set once a connection is made (read without the channel's lock, which a long
+// copy may hold).
+std::atomic<bool> g_connected{false};
+
 connection_state& state() {
   static connection_state* s = new connection_state;  // never destroyed: used until exit
   return *s;
@@ -34,6 +39,7 @@ void forget_after_fork() {
   auto& s = state();
   new (&s.mutex) std::mutex;
   (void)s.t.release();  // the mapping and fds stay with the parent's instance
+  g_connected.store(false, std::memory_order_release);
 }
 
 cudaError_t connect_locked(connection_state& s) {
@@ -67,6 +73,7 @@ cudaError_t connect_locked(connection_state& s) {
     s.failed_once = true;
     return cudaErrorNoDevice;
   }
+  g_connected.store(true, std::memory_order_release);
   VGPU_GLOG(info, "[cuda-transport] connected to VGPU-STUB over %s transport at %s", s.t->name(), path.c_str());
   return cudaSuccess;
 }
@@ -76,6 +83,8 @@ cudaError_t connect_locked(connection_state& s) {
 namespace {
 thread_local int t_device = 0;
 }  // namespace
+
+bool channel_connected() { return g_connected.load(std::memory_order_acquire); }
 
 void set_thread_device(int device) { t_device = device; }
 int thread_device() { return t_device; }

@@ -15,6 +15,10 @@ namespace vgpu::shim {
 void set_thread_device(int device);
 int thread_device();
 
+// The process has connected to the mediator (some call did): what NVIDIA's
+// runtime would call "the driver is initialised, the primary context in use".
+bool channel_connected();
+
 // One synchronous call: locks the process's channel, sends, waits. `tail`
 // (optional) follows the fixed arguments inline.
 cudaError_t guest_call(uint16_t call_id, const void* req, uint32_t req_len, void* rep,

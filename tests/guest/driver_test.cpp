@@ -4,7 +4,10 @@
 // shim folder first on LD_LIBRARY_PATH it goes through vgpu, and natively it
 // must pass the same way.
 //
-//   vgpu-driver-test [--expect-vgpu]      prints PASS/FAIL lines, exits 1 on any failure
+//   vgpu-driver-test [--expect-vgpu] [--reference]
+//     prints PASS/FAIL lines, exits 1 on any failure. --reference: the mediator
+//     runs the reference executor (kernels are recorded, not run: launch
+//     records are checked instead of results).
 #include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
@@ -15,29 +18,11 @@
 #include <string>
 #include <vector>
 
+#include "driver_check.h"
+
 namespace {
 
-int g_failures = 0;
-
-void check(bool ok, const std::string& what, const std::string& detail = "") {
-  if (ok) {
-    std::printf("PASS %s\n", what.c_str());
-  } else {
-    std::printf("FAIL %s%s%s\n", what.c_str(), detail.empty() ? "" : ": ", detail.c_str());
-    ++g_failures;
-  }
-}
-
-std::string name_of(CUresult r) {
-  const char* n = nullptr;
-  cuGetErrorName(r, &n);
-  return n ? n : std::to_string(static_cast<int>(r));
-}
-
-bool ok_cu(CUresult r, const std::string& what) {
-  check(r == CUDA_SUCCESS, what, name_of(r));
-  return r == CUDA_SUCCESS;
-}
+using namespace driver_test;
 
 std::vector<unsigned char> random_bytes(size_t n, unsigned seed) {
   std::mt19937 gen(seed);
@@ -49,7 +34,13 @@ std::vector<unsigned char> random_bytes(size_t n, unsigned seed) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const bool expect_vgpu = argc > 1 && std::strcmp(argv[1], "--expect-vgpu") == 0;
+  bool expect_vgpu = false;
+  bool reference = false;  // the reference executor: kernels are recorded, not run
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--expect-vgpu") == 0) expect_vgpu = true;
+    if (std::strcmp(argv[i], "--reference") == 0) reference = true;
+  }
+  g_expect_vgpu = expect_vgpu;
   if (expect_vgpu) check(dlsym(RTLD_DEFAULT, "vgpuShimInfo") != nullptr, "running through vgpu's shim");
 
   // Before cuInit the driver refuses.
@@ -178,6 +169,12 @@ int main(int argc, char** argv) {
   check(cuGetErrorName(CUDA_ERROR_INVALID_VALUE, &text) == CUDA_SUCCESS && text &&
             std::strcmp(text, "CUDA_ERROR_INVALID_VALUE") == 0,
         "cuGetErrorName");
+
+  // The groups in their own files.
+  vmm_checks(dev);
+  module_checks(dev, reference);
+  pointer_checks(dev);
+  pool_checks(dev);
 
   ok_cu(cuMemFree(d1), "cuMemFree d1");
   ok_cu(cuMemFree(d2), "cuMemFree d2");

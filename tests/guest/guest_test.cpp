@@ -12,6 +12,7 @@
 //     errors     every refused call returns the right error; ordinary work goes on afterwards
 //     threads    4 host threads at once; the last error is per thread
 //     misuse     copy kinds that contradict the pointers: an error, never a crash
+//     runtime    stream priority/flags/id/device, limits, pitched copies, PCI ids, peers, flags
 //     all        all of the above
 //     soak       integrity at small sizes for --seconds N (keeps a guest busy beside another)
 //   helpers for the integration tests (session lifetime and isolation):
@@ -23,6 +24,7 @@
 // Prints one line per check, `PASS <name>`, `FAIL <name>: <detail>` or
 // `SKIP <name>: <why>`, then a summary; exits 1 when any check failed or none
 // passed. --expect-vgpu fails unless vgpu's shim (symbol vgpuShimInfo) is loaded.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 #include <dlfcn.h>
 
@@ -952,6 +954,108 @@ void run_foreign(uint64_t ptr) {
 
 // --- main ------------------------------------------------------------------------------
 
+// --- the rest of the runtime: stream queries, limits, pitched copies, PCI ids ----
+
+void run_runtime() {
+  int least = 0, greatest = 0;
+  if (ok_rc("runtime cudaDeviceGetStreamPriorityRange", cudaDeviceGetStreamPriorityRange(&least, &greatest)))
+    R.check("runtime priority range greatest <= least", greatest <= least,
+            std::to_string(greatest) + " .. " + std::to_string(least));
+  cudaStream_t hi = nullptr, lo = nullptr;
+  if (ok_rc("runtime cudaStreamCreateWithPriority", cudaStreamCreateWithPriority(&hi, cudaStreamNonBlocking, greatest)) &&
+      ok_rc("runtime cudaStreamCreate", cudaStreamCreate(&lo))) {
+    int p = 12345;
+    if (ok_rc("runtime cudaStreamGetPriority", cudaStreamGetPriority(hi, &p)))
+      R.check("runtime stream priority as created", p == greatest, std::to_string(p));
+    unsigned f = 12345;
+    if (ok_rc("runtime cudaStreamGetFlags", cudaStreamGetFlags(hi, &f)))
+      R.check("runtime stream flags as created", f == cudaStreamNonBlocking, std::to_string(f));
+    if (ok_rc("runtime cudaStreamGetFlags(plain)", cudaStreamGetFlags(lo, &f)))
+      R.check("runtime plain stream flags 0", f == cudaStreamDefault, std::to_string(f));
+    unsigned long long id1 = 0, id2 = 0;
+    if (ok_rc("runtime cudaStreamGetId", cudaStreamGetId(hi, &id1)) &&
+        ok_rc("runtime cudaStreamGetId(2)", cudaStreamGetId(lo, &id2)))
+      R.check("runtime stream ids differ", id1 != id2, std::to_string(id1));
+    int dev = -1;
+    if (ok_rc("runtime cudaStreamGetDevice", cudaStreamGetDevice(hi, &dev)))
+      R.check("runtime stream device 0", dev == 0, std::to_string(dev));
+    cudaEvent_t ev = nullptr;
+    if (ok_rc("runtime cudaEventCreate", cudaEventCreate(&ev))) {
+      ok_rc("runtime cudaEventRecordWithFlags", cudaEventRecordWithFlags(ev, hi, cudaEventRecordDefault));
+      ok_rc("runtime cudaEventSynchronize after RecordWithFlags", cudaEventSynchronize(ev));
+      expect_rc("runtime cudaEventRecordWithFlags bad flags", cudaEventRecordWithFlags(ev, hi, 0x80),
+                cudaErrorInvalidValue);
+      cudaEventDestroy(ev);
+    }
+    cudaStreamDestroy(hi);
+    cudaStreamDestroy(lo);
+  }
+
+  size_t stack = 0;
+  if (ok_rc("runtime cudaDeviceGetLimit(StackSize)", cudaDeviceGetLimit(&stack, cudaLimitStackSize))) {
+    R.check("runtime stack limit > 0", stack > 0, std::to_string(stack));
+    if (ok_rc("runtime cudaDeviceSetLimit(StackSize)", cudaDeviceSetLimit(cudaLimitStackSize, stack * 2))) {
+      size_t now = 0;
+      if (ok_rc("runtime cudaDeviceGetLimit after set", cudaDeviceGetLimit(&now, cudaLimitStackSize)))
+        R.check("runtime stack limit raised", now >= stack * 2, std::to_string(now));
+      cudaDeviceSetLimit(cudaLimitStackSize, stack);
+    }
+  }
+  expect_rc("runtime cudaDeviceGetLimit(bad limit)", cudaDeviceGetLimit(&stack, static_cast<cudaLimit>(0x77)),
+            cudaErrorUnsupportedLimit);
+
+  // Pitched copies: a 37 x 13 block in 64-byte rows, through every direction.
+  const size_t width = 37, height = 13, pitch = 64;
+  std::vector<uint8_t> host(width * height), back(width * height, 0), wide(pitch * height, 0);
+  prng rng(7);
+  rng.fill(host.data(), host.size());
+  void *d1 = nullptr, *d2 = nullptr;
+  if (ok_rc("runtime cudaMalloc 2D", cudaMalloc(&d1, pitch * height)) && ok_rc("runtime cudaMalloc 2D (2)", cudaMalloc(&d2, pitch * height))) {
+    ok_rc("runtime cudaMemset 2D", cudaMemset(d1, 0, pitch * height));
+    ok_rc("runtime cudaMemcpy2D H2D", cudaMemcpy2D(d1, pitch, host.data(), width, width, height, cudaMemcpyHostToDevice));
+    ok_rc("runtime cudaMemcpy2DAsync D2D", cudaMemcpy2DAsync(d2, pitch, d1, pitch, width, height, cudaMemcpyDeviceToDevice, nullptr));
+    ok_rc("runtime cudaMemcpy2D D2H", cudaMemcpy2D(back.data(), width, d2, pitch, width, height, cudaMemcpyDeviceToHost));
+    check_bytes("runtime 2D round trip", back.data(), host.data(), host.size());
+    ok_rc("runtime cudaMemcpy D2H whole pitched block", cudaMemcpy(wide.data(), d1, wide.size(), cudaMemcpyDeviceToHost));
+    bool gaps_zero = true;
+    for (size_t r = 0; r < height; ++r)
+      for (size_t c = width; c < pitch; ++c) gaps_zero = gaps_zero && wide[r * pitch + c] == 0;
+    R.check("runtime 2D copy leaves the pitch padding alone", gaps_zero, "bytes past the width were written");
+    expect_rc("runtime cudaMemcpy2D width > pitch", cudaMemcpy2D(d2, 16, d1, pitch, 17, 2, cudaMemcpyDeviceToDevice),
+              cudaErrorInvalidPitchValue);
+    // The last row runs past the end of the allocation: refused.
+    expect_rc("runtime cudaMemcpy2D D2D past the end",
+              cudaMemcpy2D(d2, pitch, d1, pitch, width, height + 1, cudaMemcpyDeviceToDevice), cudaErrorInvalidValue);
+    ok_rc("runtime work goes on after a refused 2D copy",
+          cudaMemcpy2D(d2, pitch, d1, pitch, width, height, cudaMemcpyDeviceToDevice));
+  }
+  cudaGetLastError();
+  cudaFree(d1);
+  cudaFree(d2);
+
+  char bus[64] = {0};
+  if (ok_rc("runtime cudaDeviceGetPCIBusId", cudaDeviceGetPCIBusId(bus, sizeof bus, 0))) {
+    R.check("runtime PCI bus id looks like dddd:bb:dd.f", std::strchr(bus, ':') && std::strchr(bus, '.'), bus);
+    int back_dev = -1;
+    if (ok_rc("runtime cudaDeviceGetByPCIBusId", cudaDeviceGetByPCIBusId(&back_dev, bus)))
+      R.check("runtime PCI bus id round trip", back_dev == 0, std::to_string(back_dev));
+  }
+  int can = -1;
+  if (ok_rc("runtime cudaDeviceCanAccessPeer(0,0)", cudaDeviceCanAccessPeer(&can, 0, 0)))
+    R.check("runtime a device is not its own peer", can == 0, std::to_string(can));
+  unsigned flags = 0;
+  if (ok_rc("runtime cudaGetDeviceFlags", cudaGetDeviceFlags(&flags)))
+    R.check("runtime device flags include MapHost", (flags & cudaDeviceMapHost) != 0, std::to_string(flags));
+  cudaFuncCache cc = cudaFuncCachePreferShared;
+  ok_rc("runtime cudaDeviceSetCacheConfig", cudaDeviceSetCacheConfig(cudaFuncCachePreferL1));
+  if (ok_rc("runtime cudaDeviceGetCacheConfig", cudaDeviceGetCacheConfig(&cc)))
+    R.check("runtime cache config round trip", cc == cudaFuncCachePreferL1, std::to_string(cc));
+  cudaDeviceSetCacheConfig(cudaFuncCachePreferNone);
+  ok_rc("runtime cudaProfilerStart", cudaProfilerStart());
+  ok_rc("runtime cudaProfilerStop", cudaProfilerStop());
+  ok_rc("runtime cudaCtxResetPersistingL2Cache", cudaCtxResetPersistingL2Cache());
+}
+
 void check_vgpu_loaded() {
   using info_fn = const char* (*)();
   void* sym = dlsym(RTLD_DEFAULT, "vgpuShimInfo");
@@ -967,7 +1071,7 @@ int usage() {
   std::fprintf(stderr,
                "usage: vgpu-guest-test [--expect-vgpu] [--seed N] [--seconds N] [--mib N] [--ptr P]\n"
                "                       [--release-file PATH]\n"
-               "                       integrity|async|device|errors|threads|misuse|all|soak|meminfo|hold|foreign\n");
+               "                       integrity|async|device|errors|threads|misuse|runtime|all|soak|meminfo|hold|foreign\n");
   return 2;
 }
 
@@ -1016,6 +1120,8 @@ int main(int argc, char** argv) {
     run_threads(seed);
   } else if (cmd == "misuse") {
     run_misuse();
+  } else if (cmd == "runtime") {
+    run_runtime();
   } else if (cmd == "all") {
     run_device();
     run_integrity(seed, false);
@@ -1023,6 +1129,7 @@ int main(int argc, char** argv) {
     run_errors();
     run_threads(seed);
     run_misuse();
+    run_runtime();
   } else if (cmd == "meminfo") {
     run_meminfo();
   } else if (cmd == "hold") {

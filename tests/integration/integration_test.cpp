@@ -67,7 +67,10 @@ TEST_F(MediatorTest, Device) { run_guest("device", {"device", "--expect-vgpu"});
 // The driver API (our libcuda.so.1): Ollama's discovery sequence, memory and
 // copies, entry points by name, errors; and driver and runtime sharing one session.
 TEST_F(MediatorTest, DriverApi) {
-  guest g = start("driver", VGPU_DRIVER_TEST_PATH, {"--expect-vgpu"});
+  // --reference: kernels are recorded, not run; the program checks the records.
+  std::vector<std::string> args{"--expect-vgpu"};
+  if (test_executor() == "reference") args.push_back("--reference");
+  guest g = start("driver", VGPU_DRIVER_TEST_PATH, args);
   finish(g);
 }
 

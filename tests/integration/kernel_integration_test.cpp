@@ -24,6 +24,41 @@ using namespace vgpu_it;
 
 constexpr const char* kKernelTest = VGPU_KERNEL_TEST_PATH;
 constexpr const char* kGuestTest = VGPU_GUEST_TEST_PATH;
+constexpr const char* kKernelTestCubin = VGPU_KERNEL_TEST_CUBIN_PATH;
+
+// What the fatbins embedded in a program file hold, read from the file's
+// bytes (fatbin layout: actors/executor/fatbin/fatbin.h).
+struct fatbin_census {
+  int fatbins = 0, ptx = 0, cubins = 0, lz4_cubins = 0;
+};
+
+template <typename T>
+T at(const std::string& f, size_t pos) {
+  T v{};
+  std::memcpy(&v, f.data() + pos, sizeof v);
+  return v;
+}
+
+fatbin_census census_of(const std::string& path) {
+  const std::string f = read_file(path);
+  const std::string magic("\x50\xed\x55\xba", 4);
+  fatbin_census c;
+  for (size_t p = f.find(magic); p != std::string::npos && p + 16 <= f.size(); p = f.find(magic, p + 4)) {
+    const uint64_t size = at<uint64_t>(f, p + 8);
+    if (at<uint16_t>(f, p + 4) != 1 || at<uint16_t>(f, p + 6) != 16 || size > f.size() - p - 16) continue;
+    ++c.fatbins;
+    for (size_t e = p + 16; e + 64 <= p + 16 + size;) {
+      const uint32_t header = at<uint32_t>(f, e + 4);
+      if (header < 64) break;
+      const uint16_t kind = at<uint16_t>(f, e);
+      c.ptx += kind == 1;
+      c.cubins += kind == 2;
+      c.lz4_cubins += kind == 2 && (at<uint64_t>(f, e + 0x28) & 0x2000) != 0;
+      e += header + at<uint64_t>(f, e + 8);
+    }
+  }
+  return c;
+}
 
 class KernelTest : public MediatorFixture {
  protected:
@@ -68,6 +103,20 @@ class KernelTest : public MediatorFixture {
 TEST_F(KernelTest, Marshal) {
   if (!reference()) GTEST_SKIP() << "launch records exist only with the reference executor";
   run_kernel_test("marshal", "marshal");
+}
+
+// The same program with cubin-only device code (sm_90 SASS, no PTX,
+// LZ4-compressed), as release libraries ship kernels (PyTorch's): the
+// reference executor reads kernels, layouts and variables from the cubin,
+// and every launch record still matches the CUDA ABI's packing byte for byte.
+TEST_F(KernelTest, CubinOnlyProgram) {
+  if (!reference()) GTEST_SKIP() << "its SASS is for sm_90 only; launch records are the reference's";
+  const fatbin_census c = census_of(kKernelTestCubin);
+  ASSERT_GE(c.fatbins, 1) << kKernelTestCubin << " embeds no fatbin";
+  EXPECT_EQ(c.ptx, 0) << kKernelTestCubin << " carries PTX: the test would not exercise cubins";
+  EXPECT_GE(c.lz4_cubins, 1) << c.cubins << " cubin(s), none LZ4-compressed";
+  guest g = start("cubin-only", kKernelTestCubin, kernel_args("all"));
+  finish(g);
 }
 
 // Kernels of a library loaded with dlopen() after main() started.

@@ -611,24 +611,33 @@ TEST(FatbinChoice, PrefersPlainPtxOverLz4AndSkipsCubins) {
   EXPECT_EQ(only_kernel(fatbin_of({cubin, long_header})), "long_header");
 }
 
-TEST(FatbinChoice, ZstdPtxIsRefusedWithTheFlagThatAvoidsIt) {
+TEST(FatbinChoice, GarbledZstdOrUnknownCompressionIsRefusedClearly) {
+  // A zstd frame header that promises more than the fatbin header says, then
+  // stops: refused, and the message says which entry and why.
   const bytes zstd_frame = {0x28, 0xb5, 0x2f, 0xfd, 0x60, 0x81, 0x06, 0x8d};
-  const bytes image = fatbin_of({{kElf, 90, kFlags, bytes(64, 0x7f)},
-                                 {kPtx, 90, kFlags | kZstd, zstd_frame, 8, 1921}});
   module_info m;
   std::string why;
-  EXPECT_FALSE(parse(image, &m, &why));
+  EXPECT_FALSE(parse(fatbin_of({{kPtx, 90, kFlags | kZstd, zstd_frame, 8, 1921}}), &m, &why));
   EXPECT_NE(why.find("zstd"), std::string::npos) << why;
+  EXPECT_NE(why.find("PTX entry at offset"), std::string::npos) << why;
+  // Both compression flags at once: no decoder applies.
+  EXPECT_FALSE(parse(fatbin_of({{kPtx, 90, kFlags | kZstd | 0x2000, zstd_frame, 8, 1921}}), &m, &why));
+  EXPECT_NE(why.find("compressed in an unknown way"), std::string::npos) << why;
   EXPECT_NE(why.find("--no-compress"), std::string::npos) << why;
 }
 
-TEST(FatbinChoice, CubinOnlyIsRefusedWithTheFlagThatAddsPtx) {
+TEST(FatbinChoice, WithoutPtxTheCubinIsReadAndAGarbledOneRefused) {
+  // Real cubins are read in cubin_test.cpp; here only the choice and its words.
   module_info m;
   std::string why;
   EXPECT_FALSE(parse(fatbin_of({{kElf, 90, kFlags, bytes(64, 0x7f)}}), &m, &why));
-  EXPECT_NE(why.find("no PTX"), std::string::npos) << why;
-  EXPECT_NE(why.find("compute_90"), std::string::npos) << why;
+  EXPECT_NE(why.find("sm_90 cubin"), std::string::npos) << why;
+  EXPECT_NE(why.find("ELF"), std::string::npos) << why;
   EXPECT_FALSE(parse(fatbin_of({}), &m, &why));
+  EXPECT_NE(why.find("neither PTX nor a cubin"), std::string::npos) << why;
+  EXPECT_FALSE(parse(fatbin_of({{8, 90, kFlags, bytes(64, 0)}, {8, 100, kFlags, bytes(64, 0)}}),
+                     &m, &why));
+  EXPECT_NE(why.find("neither PTX nor a cubin (2 entries, of kind 8)"), std::string::npos) << why;
 }
 
 // --- LZ4 ------------------------------------------------------------------------------

@@ -90,10 +90,11 @@ void CUDA_CB run_host_call(void* p) {
 
 }  // namespace
 
-// Every handler starts with this: the session's context, current for the call.
+// Every handler that needs the session's context starts with this: created
+// on first use (ensure_context), current for the call.
 #define VGPU_IN_SESSION_CONTEXT(c)                                                 \
-  if (const CUresult cur_ = make_current(ctx_.get()); cur_ != CUDA_SUCCESS)        \
-  return check(cur_, "cuCtxSetCurrent", c)
+  if (const CUresult cur_ = ensure_context(); cur_ != CUDA_SUCCESS)                \
+  return check(cur_, "cuCtxCreate/cuCtxSetCurrent", c)
 
 void cuda_session::context_destroy::operator()(CUctx_st* c) const {
   if (const CUresult r = cuCtxDestroy(c); r != CUDA_SUCCESS) {
@@ -132,21 +133,27 @@ std::unique_ptr<cuda_session> cuda_session::open(std::shared_ptr<shared_state> s
   }
   CUdevice dev = 0;
   if (const CUresult r = cuDeviceGet(&dev, device); r != CUDA_SUCCESS) return fail("cuDeviceGet", r);
-  // A context of its own per session: separate GPU address spaces, so one
-  // guest can never name another's memory even by a forged address.
-  CUcontext raw = nullptr;
-  if (const CUresult r = cuCtxCreate(&raw, nullptr, 0, dev); r != CUDA_SUCCESS) {
-    return fail("cuCtxCreate", r);
-  }
-  owned_context ctx(raw);
-  // cuCtxCreate left it current on this (the opening) thread; handlers make
-  // it current themselves on whichever worker thread serves the call.
-  CUcontext popped = nullptr;
-  if (const CUresult r = cuCtxPopCurrent(&popped); r != CUDA_SUCCESS) {
-    return fail("cuCtxPopCurrent", r);
-  }
+  // --- NVML (shim/nvml/): the context is created on first use (ensure_context),
+  // not here: a guest that only asks NVML or device properties (Ollama's GPU
+  // discovery) must not cost the GPU a context's memory.
   return std::unique_ptr<cuda_session>(
-      new cuda_session(std::move(state), info, device, std::move(ctx)));
+      new cuda_session(std::move(state), info, device, owned_context{}));
+}
+
+CUresult cuda_session::ensure_context() {
+  if (!ctx_) {
+    CUdevice dev = 0;
+    if (const CUresult r = cuDeviceGet(&dev, device_); r != CUDA_SUCCESS) return r;
+    // A context of its own per session: separate GPU address spaces, so one
+    // guest can never name another's memory even by a forged address.
+    CUcontext raw = nullptr;
+    if (const CUresult r = cuCtxCreate(&raw, nullptr, 0, dev); r != CUDA_SUCCESS) return r;
+    ctx_.reset(raw);
+    spdlog::debug("[cuda-executor] session {}: context created on GPU {}", info_.session_id, device_);
+    // cuCtxCreate left it current on this thread, where the call runs.
+    return CUDA_SUCCESS;
+  }
+  return make_current(ctx_.get());
 }
 
 cuda_session::cuda_session(std::shared_ptr<shared_state> state, session_info info, int device,
@@ -164,7 +171,9 @@ cuda_session::~cuda_session() {
     // (with their functions and globals) go first, then streams and events,
     // then memory, all explicitly and in the context, before cuCtxDestroy
     // (ctx_'s deleter) releases the context.
-    if (const CUresult r = make_current(ctx_.get()); r != CUDA_SUCCESS) {
+    if (!ctx_) {
+      // Never needed one (NVML and device queries only): nothing was created.
+    } else if (const CUresult r = make_current(ctx_.get()); r != CUDA_SUCCESS) {
       spdlog::warn("[cuda-executor] session {}: cannot make its context current ({}); "
                    "cuCtxDestroy will release what it holds",
                    info_.session_id, error_name(r));
@@ -176,6 +185,7 @@ cuda_session::~cuda_session() {
     modules_.clear();  // cuModuleUnload
     events_.all().clear();
     streams_.all().clear();
+    release_vmm();  // driver API VMM (cuda_session_driver.cpp)
     for (const auto& [base, size] : ledger_.all()) {
       if (const CUresult r = cuMemFree(static_cast<CUdeviceptr>(base)); r != CUDA_SUCCESS) {
         spdlog::debug("[cuda-executor] cuMemFree(0x{:x}, {} bytes) at close failed: {}", base,
@@ -222,7 +232,9 @@ cudaError_t cuda_session::bad_handle(const char* call, const char* kind, uint64_
 cudaError_t cuda_session::check_range(const char* call, const call_context& c, uint64_t ptr,
                                       uint64_t len) const {
   // Never let a guest pointer reach the driver unchecked.
-  if (ledger_.contains(ptr, len) || globals_.contains(ptr, len)) return cudaSuccess;
+  if (ledger_.contains(ptr, len) || globals_.contains(ptr, len) || mapped_covers(ptr, len)) {
+    return cudaSuccess;
+  }
   spdlog::debug("[cuda-executor] {}: [0x{:x}, +{}) is not inside an allocation of this session "
                 "(vm={})",
                 call, ptr, len, c.vm_id);
@@ -232,7 +244,7 @@ cudaError_t cuda_session::check_range(const char* call, const call_context& c, u
 // --- device and version -----------------------------------------------------
 
 cudaError_t cuda_session::on_cudaGetDeviceCount(call_context& c, int32_t* count) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (NVML asks it before any is made).
   int n = 0;
   const cudaError_t st = check(cuDeviceGetCount(&n), "cuDeviceGetCount", c);
   *count = n;
@@ -240,16 +252,48 @@ cudaError_t cuda_session::on_cudaGetDeviceCount(call_context& c, int32_t* count)
 }
 
 cudaError_t cuda_session::on_cudaDriverGetVersion(call_context& c, int32_t* driverVersion) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (NVML asks it before any is made).
   int v = 0;
   const cudaError_t st = check(cuDriverGetVersion(&v), "cuDriverGetVersion", c);
   *driverVersion = v;
   return st;
 }
 
+cudaError_t cuda_session::on_cudaDeviceGetStreamPriorityRange(call_context& c, int32_t* least,
+                                                             int32_t* greatest) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  int lo = 0, hi = 0;
+  const cudaError_t st =
+      check(cuCtxGetStreamPriorityRange(&lo, &hi), "cuCtxGetStreamPriorityRange", c);
+  *least = lo;
+  *greatest = hi;
+  return st;
+}
+
+// cudaLimit and CUlimit share their numbering.
+cudaError_t cuda_session::on_cudaDeviceSetLimit(call_context& c, int32_t limit, uint64_t value) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  return check(cuCtxSetLimit(static_cast<CUlimit>(limit), value), "cuCtxSetLimit", c);
+}
+
+cudaError_t cuda_session::on_cudaDeviceGetLimit(call_context& c, uint64_t* pValue, int32_t limit) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  size_t v = 0;
+  const cudaError_t st = check(cuCtxGetLimit(&v, static_cast<CUlimit>(limit)), "cuCtxGetLimit", c);
+  *pValue = v;
+  return st;
+}
+
+cudaError_t cuda_session::on_cudaCtxResetPersistingL2Cache(call_context& c) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  return check(cuCtxResetPersistingL2Cache(), "cuCtxResetPersistingL2Cache", c);
+}
+
 cudaError_t cuda_session::on_cudaGetDeviceProperties(call_context& c, cudaDeviceProp* prop,
                                                      int32_t device) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (NVML asks it before any is made).
   if (!state_->device_ok(device)) return cudaErrorInvalidDevice;
   // NVIDIA's own runtime fills the struct: ~100 fields from as many driver
   // attributes, which it keeps in step with the header it was built with.
@@ -263,7 +307,7 @@ cudaError_t cuda_session::on_cudaGetDeviceProperties(call_context& c, cudaDevice
 
 cudaError_t cuda_session::on_cudaDeviceGetAttribute(call_context& c, int32_t* value, int32_t attr,
                                                     int32_t device) {
-  VGPU_IN_SESSION_CONTEXT(c);
+  // Needs no context (device attributes are per device).
   if (!state_->device_ok(device)) return cudaErrorInvalidDevice;
   // The same range check as the reference executor, so both answer alike.
   if (attr < 1 || attr >= static_cast<int32_t>(cudaDevAttrMax)) return cudaErrorInvalidValue;
@@ -368,6 +412,9 @@ cudaError_t cuda_session::on_cudaFree(call_context& c, uint64_t devPtr) {
 }
 
 cudaError_t cuda_session::on_cudaMemGetInfo(call_context& c, uint64_t* free, uint64_t* total) {
+  // Before the session has a context (NVML's memory query), the host's NVML
+  // answers, so that asking does not create one (cuda_session_nvml.cpp).
+  if (!ctx_ && memory_without_context(free, total)) return cudaSuccess;
   VGPU_IN_SESSION_CONTEXT(c);
   size_t f = 0;
   size_t t = 0;
@@ -521,6 +568,74 @@ cudaError_t cuda_session::on_cudaStreamQuery(call_context& c, uint64_t stream) {
   return check(cuStreamQuery(s), "cuStreamQuery", c);
 }
 
+cudaError_t cuda_session::on_cudaStreamGetPriority(call_context& c, uint64_t stream,
+                                                   int32_t* priority) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetPriority", "stream", stream, c);
+  int p = 0;
+  const cudaError_t st = check(cuStreamGetPriority(s, &p), "cuStreamGetPriority", c);
+  *priority = p;
+  return st;
+}
+
+cudaError_t cuda_session::on_cudaStreamGetFlags(call_context& c, uint64_t stream, uint32_t* flags) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetFlags", "stream", stream, c);
+  unsigned f = 0;
+  const cudaError_t st = check(cuStreamGetFlags(s, &f), "cuStreamGetFlags", c);
+  *flags = f;
+  return st;
+}
+
+cudaError_t cuda_session::on_cudaStreamGetId(call_context& c, uint64_t stream, uint64_t* streamId) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetId", "stream", stream, c);
+  unsigned long long id = 0;
+  const cudaError_t st = check(cuStreamGetId(s, &id), "cuStreamGetId", c);
+  *streamId = id;
+  return st;
+}
+
+// Every stream of a session lives in its context, on the session's device.
+cudaError_t cuda_session::on_cudaStreamGetDevice(call_context& c, uint64_t stream, int32_t* device) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetDevice", "stream", stream, c);
+  *device = device_;
+  return cudaSuccess;
+}
+
+// Pitched device-to-device copy: both pitched ranges must lie in the
+// session's memory (first byte of the first row to the last of the last).
+cudaError_t cuda_session::on_vgpuMemcpy2DDtoDAsync(call_context& c, uint64_t dst, uint64_t dpitch,
+                                                   uint64_t src, uint64_t spitch, uint64_t width,
+                                                   uint64_t height, uint64_t stream) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("vgpuMemcpy2DDtoDAsync", "stream", stream, c);
+  if (width == 0 || height == 0) return cudaSuccess;
+  if (width > dpitch || width > spitch) return cudaErrorInvalidPitchValue;
+  const uint64_t rows = height - 1;
+  if (rows > (UINT64_MAX - width) / std::max(dpitch, spitch)) return cudaErrorInvalidValue;
+  if (cudaError_t st = check_range("vgpuMemcpy2DDtoDAsync", c, src, rows * spitch + width); st != cudaSuccess)
+    return st;
+  if (cudaError_t st = check_range("vgpuMemcpy2DDtoDAsync", c, dst, rows * dpitch + width); st != cudaSuccess)
+    return st;
+  CUDA_MEMCPY2D m{};
+  m.srcMemoryType = CU_MEMORYTYPE_DEVICE;
+  m.srcDevice = src;
+  m.srcPitch = spitch;
+  m.dstMemoryType = CU_MEMORYTYPE_DEVICE;
+  m.dstDevice = dst;
+  m.dstPitch = dpitch;
+  m.WidthInBytes = width;
+  m.Height = height;
+  return check(cuMemcpy2DAsync(&m, s), "cuMemcpy2DAsync", c);
+}
+
 // --- events -------------------------------------------------------------------
 
 cudaError_t cuda_session::on_cudaEventCreate(call_context& c, uint64_t* event) {
@@ -551,6 +666,18 @@ cudaError_t cuda_session::on_cudaEventRecord(call_context& c, uint64_t event, ui
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("cudaEventRecord", "stream", stream, c);
   return check(cuEventRecord(e, s), "cuEventRecord", c);
+}
+
+cudaError_t cuda_session::on_cudaEventRecordWithFlags(call_context& c, uint64_t event, uint64_t stream,
+                                                      uint32_t flags) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  const CUevent e = find_event(event);
+  if (e == nullptr) return bad_handle("cudaEventRecordWithFlags", "event", event, c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("cudaEventRecordWithFlags", "stream", stream, c);
+  // cudaEventRecordDefault / External == CU_EVENT_RECORD_DEFAULT / _EXTERNAL.
+  if (flags != cudaEventRecordDefault && flags != cudaEventRecordExternal) return cudaErrorInvalidValue;
+  return check(cuEventRecordWithFlags(e, s, flags), "cuEventRecordWithFlags", c);
 }
 
 cudaError_t cuda_session::on_cudaEventSynchronize(call_context& c, uint64_t event) {

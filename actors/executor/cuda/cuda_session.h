@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -24,7 +25,7 @@ namespace vgpu::host::cuda {
 
 class cuda_session final : public api_handler {
  public:
-  // Creates the session's context on `device`; nullptr and `why` on failure.
+  // A session on `device` (its context is made on first use); nullptr and `why` on failure.
   static std::unique_ptr<cuda_session> open(std::shared_ptr<shared_state> state,
                                             const session_info& info, int device,
                                             std::string* why);
@@ -74,6 +75,15 @@ class cuda_session final : public api_handler {
   cuda_session(std::shared_ptr<shared_state> state, session_info info, int device,
                owned_context ctx);
 
+  // --- NVML (shim/nvml/; memory_without_context in cuda_session_nvml.cpp) ---
+  // Creates the session's context on first use and makes it current: a
+  // guest that only asks NVML or device queries never gets one.
+  CUresult ensure_context();
+  // The device's free/total bytes from the host's NVML, for cudaMemGetInfo
+  // before the context exists; false when NVML cannot say.
+  bool memory_without_context(uint64_t* free, uint64_t* total) const;
+  // --- end NVML ---
+
   // cudaSuccess, or the driver failure logged at debug and mapped.
   cudaError_t check(CUresult r, const char* what, const call_context& c) const;
   // Sets a deferred reply that goes out when everything queued on `s` so far
@@ -98,6 +108,7 @@ class cuda_session final : public api_handler {
   session_info info_;
   int device_;  // the ordinal the context was created on
   // Declared before what is created in it, so it is destroyed after all that.
+  // Empty until the first call that needs it (ensure_context).
   owned_context ctx_;
   allocation_ledger ledger_;
   // Module globals (vgpuModuleGetGlobal): copies may reach them, cudaFree and
@@ -136,6 +147,28 @@ class cuda_session final : public api_handler {
                                     int64_t count, uint64_t bytes, CUdeviceptr* scratch);
   handle_table<blas_entry> blas_handles_;
   // --- end cuBLAS --------------------------------------------------------------
+  // --- driver API: virtual memory management (cuda_session_driver.cpp) ---------
+  // cuMemCreate'd physical memory, by host-issued id. A handle the guest
+  // released while still mapped is released at once (the driver keeps the
+  // memory until its last unmap), so only live handles are here.
+  struct physical_alloc {
+    CUmemGenericAllocationHandle handle = 0;
+    uint64_t size = 0;
+  };
+  struct vmm_mapping {
+    uint64_t size = 0;
+    uint64_t reservation = 0;  // base of the reservation it lies in
+  };
+  // Is [ptr, ptr+len) inside mapped ranges of one reservation (chunks mapped
+  // back to back count as one buffer, as on the GPU)?
+  bool mapped_covers(uint64_t ptr, uint64_t len) const;
+  // Unmaps, releases and frees everything, in that order (the destructor).
+  void release_vmm();
+  std::map<uint64_t, uint64_t> reservations_;  // base -> size (cuMemAddressReserve)
+  std::map<uint64_t, vmm_mapping> mappings_;   // base -> mapping (cuMemMap)
+  handle_table<physical_alloc> physical_;
+  uint64_t physical_bytes_ = 0;  // counted in state_->used while held
+  // --- end of the virtual memory management block --------------------------
 
   // --- cuBLASLt (branch lt; cuda_session_cublaslt.cpp) ---------------------
   // Real cublasLt handles, one per guest handle, created in this session's

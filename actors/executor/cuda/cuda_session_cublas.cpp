@@ -401,8 +401,8 @@ cublasStatus_t cuda_session::on_vgpuBlasCopy(call_context& c, uint64_t handle, i
 
 namespace {
 
-// One reduction (op: 0 dot, 1 nrm2, 2 asum, 3 iamax) into `result`, a host
-// or device pointer as the handle's pointer mode says.
+// One reduction (op: 0 dot, 1 nrm2, 2 asum, 3 iamax) into `result`, a device
+// address (device pointer mode).
 cublasStatus_t reduce(cublasHandle_t h, int32_t op, int n, uint64_t x, int incx, uint64_t y, int incy, int32_t dtype,
                       void* result) {
   if (dtype == CUDA_R_32F) {
@@ -424,30 +424,6 @@ cublasStatus_t reduce(cublasHandle_t h, int32_t op, int n, uint64_t x, int incx,
 }
 
 }  // namespace
-
-cublasStatus_t cuda_session::on_vgpuBlasReduce(call_context& c, uint64_t handle, int32_t op, int64_t n, uint64_t x,
-                                               int64_t incx, uint64_t y, int64_t incy, int32_t dtype,
-                                               protocol::scalar16* result) {
-  static constexpr const char* kCall = "cublasReduce";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
-  cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
-  if (e == nullptr) return hs;
-  if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
-  const uint32_t es = shapes::element_size(dtype);
-  uint64_t xb, yb = 0;
-  if (op < 0 || op > 3 || !fits_int(n) || !fits_int(incx) || !fits_int(incy) ||
-      !shapes::vector_bytes(n, incx, es, &xb) || (op == 0 && !shapes::vector_bytes(n, incy, es, &yb)))
-    return invalid(kCall, c, "bad operation or size");
-  if ((xb && check_range(kCall, c, x, xb) != cudaSuccess) || (yb && check_range(kCall, c, y, yb) != cudaSuccess))
-    return invalid(kCall, c, "operand outside the session's memory");
-  cublasHandle_t h = e->handle.get();
-  cublasSetPointerMode(h, CUBLAS_POINTER_MODE_HOST);
-  // Host pointer mode: cuBLAS waits for the stream before it returns (this
-  // worker waits with it), as the guest's caller does natively.
-  std::memset(result->bytes, 0, sizeof result->bytes);
-  return logged(kCall, c, reduce(h, op, int(n), x, int(incx), y, int(incy), dtype, result->bytes));
-}
 
 cublasStatus_t cuda_session::on_vgpuBlasReduceDevice(call_context& c, uint64_t handle, int32_t op, int64_t n,
                                                      uint64_t x, int64_t incx, uint64_t y, int64_t incy,

@@ -21,14 +21,6 @@ namespace wlt = protocol::lt;
 // past it new ones are not remembered (and so refused by cublasLtMatmul).
 constexpr size_t kMaxRememberedAlgos = 1u << 16;
 
-// The session's context, current on this worker thread (as every handler of
-// cuda_session.cpp makes it).
-bool make_current(CUcontext c) {
-  CUcontext current = nullptr;
-  if (cuCtxGetCurrent(&current) == CUDA_SUCCESS && current == c) return true;
-  return cuCtxSetCurrent(c) == CUDA_SUCCESS;
-}
-
 // Stops at the first failing call and remembers which attribute it was.
 struct setter {
   cublasStatus_t st = CUBLAS_STATUS_SUCCESS;
@@ -161,7 +153,8 @@ cublasLtHandle_t cuda_session::find_lt(uint64_t id) {
 
 cublasStatus_t cuda_session::on_vgpuLtCreate(call_context& c, uint64_t* handle) {
   *handle = 0;
-  if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
+  // The session's context, created on first use and current on this thread.
+  if (ensure_context() != CUDA_SUCCESS) return CUBLAS_STATUS_NOT_INITIALIZED;
   cublasLtHandle_t h = nullptr;
   const cublasStatus_t st = cublasLtCreate(&h);
   if (st != CUBLAS_STATUS_SUCCESS) {
@@ -173,7 +166,8 @@ cublasStatus_t cuda_session::on_vgpuLtCreate(call_context& c, uint64_t* handle) 
 }
 
 cublasStatus_t cuda_session::on_vgpuLtDestroy(call_context& c, uint64_t handle) {
-  if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
+  // The session's context, created on first use and current on this thread.
+  if (ensure_context() != CUDA_SUCCESS) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (!lt_handles_.erase(handle)) {
     spdlog::debug("[cuda-executor] cublasLtDestroy: no handle {:#x} (vm={})", handle, c.vm_id);
     return CUBLAS_STATUS_NOT_INITIALIZED;
@@ -195,7 +189,8 @@ cublasStatus_t cuda_session::on_vgpuLtMatmulAlgoGetHeuristic(call_context& c, ui
                                                             const_bytes problem) {
   const char* call = "cublasLtMatmulAlgoGetHeuristic";
   *returned = 0;
-  if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
+  // The session's context, created on first use and current on this thread.
+  if (ensure_context() != CUDA_SUCCESS) return CUBLAS_STATUS_NOT_INITIALIZED;
   const cublasLtHandle_t h = find_lt(handle);
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   wlt::heuristic_problem p;
@@ -255,7 +250,8 @@ cublasStatus_t cuda_session::on_vgpuLtMatmul(call_context& c, uint64_t handle, p
                                             uint64_t workspace, uint64_t workspaceSize, uint64_t stream,
                                             const_bytes problem) {
   const char* call = "cublasLtMatmul";
-  if (!make_current(ctx_.get())) return CUBLAS_STATUS_NOT_INITIALIZED;
+  // The session's context, created on first use and current on this thread.
+  if (ensure_context() != CUDA_SUCCESS) return CUBLAS_STATUS_NOT_INITIALIZED;
   const cublasLtHandle_t h = find_lt(handle);
   if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
   CUstream s = nullptr;

@@ -1,7 +1,8 @@
 // The fatbin container: what nvcc embeds in a program (section .nv_fatbin)
 // and what the `data` of the __fatBinC_Wrapper_t handed to
 // __cudaRegisterFatBinary points at. The guest uploads these bytes; the
-// reference executor reads the kernels and variables out of their PTX.
+// reference executor reads the kernels and variables out of their PTX, or
+// out of a cubin when there is no PTX.
 //
 // Layout (little-endian; learnt from nvcc 13.0 output, no NVIDIA header
 // describes it):
@@ -30,9 +31,11 @@ inline constexpr uint32_t kFatbinMagic = 0xBA55ED50;
 
 // Reads `size` bytes of a fatbin (bytes past the size its header gives are
 // ignored). Picks one PTX entry — plain before LZ4-compressed, then the
-// highest arch not above 90 — and scans it. False and a one-line reason
-// in `why`, also saying how to rebuild when the PTX is zstd-compressed or
-// missing. Every offset and size is checked: the bytes come from a guest.
+// highest arch not above 90 — and scans it; without readable PTX, one cubin
+// — sm_90, else the highest arch below, else the lowest above; plain before
+// LZ4 — and reads it. False and a one-line reason in `why`, also saying how
+// to rebuild when the entries are zstd-compressed. Every offset and size is
+// checked: the bytes come from a guest.
 bool parse_fatbin(const uint8_t* data, size_t size, module_info* out, std::string* why);
 
 }  // namespace vgpu::fatbin

@@ -31,6 +31,9 @@ struct global_info {
 struct module_info {
   std::vector<kernel_info> kernels;
   std::vector<global_info> globals;
+  // Which entry of the fatbin this was read from ("compute_90 PTX", "sm_90
+  // cubin"), for the log: layouts of over-aligned parameters depend on it.
+  std::string source;
 };
 
 // CUDA caps a kernel's parameter block at 32764 bytes (Volta and later, CUDA

@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/executor/fatbin/fatbin.h"
+#include "actors/executor/fatbin/ptx.h"
 #include "actors/executor/launch_record.h"
 #include "actors/executor/reference/reference_session.h"
 
@@ -87,7 +88,16 @@ cudaError_t reference_session::load_module(const call_context& ctx, uint64_t mod
                                            const std::vector<uint8_t>& image) {
   loaded_module m;
   std::string why;
-  if (!fatbin::parse_fatbin(image.data(), image.size(), &m.info, &why)) {
+  // A driver API guest may load PTX text itself (cuModuleLoadData), NUL included.
+  uint32_t magic = 0;
+  if (image.size() >= sizeof magic) std::memcpy(&magic, image.data(), sizeof magic);
+  const bool ptx_text = magic != fatbin::kFatbinMagic && !image.empty() && image.back() == 0 &&
+                        std::memchr(image.data(), 0, image.size()) == &image.back();
+  const bool parsed =
+      ptx_text ? fatbin::parse_ptx(std::string_view(reinterpret_cast<const char*>(image.data()), image.size() - 1),
+                                   &m.info, &why)
+               : fatbin::parse_fatbin(image.data(), image.size(), &m.info, &why);
+  if (!parsed) {
     // Once per session where an operator looks: every kernel of the program
     // fails after this, and the reason says how to rebuild it.
     const auto level = warned_image_ ? spdlog::level::debug : spdlog::level::warn;
@@ -117,9 +127,9 @@ cudaError_t reference_session::load_module(const call_context& ctx, uint64_t mod
     bytes += g.size;
   }
   module_globals_.insert(m.global_ptrs.begin(), m.global_ptrs.end());
-  spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x}: {} kernel(s), {} variable(s) "
-                "({} bytes) (vm={})",
-                module, m.info.kernels.size(), m.info.globals.size(), bytes, ctx.vm_id);
+  spdlog::debug("[reference-executor] vgpuModuleLoad: module {:#x} (its {}): {} kernel(s), {} "
+                "variable(s) ({} bytes) (vm={})",
+                module, m.info.source, m.info.kernels.size(), m.info.globals.size(), bytes, ctx.vm_id);
   modules_.emplace(module, std::move(m));
   return cudaSuccess;
 }

@@ -1,5 +1,6 @@
 #include "actors/executor/reference/reference_session.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -50,6 +51,7 @@ bool reference_session::stream_ok(uint64_t id) {
 }
 
 uint8_t* reference_session::host_at(uint64_t ptr) {
+  if (uint8_t* m = mapped_host_at(ptr)) return m;  // driver API VMM (reference_session_driver.cpp)
   auto it = memory_.upper_bound(ptr);
   --it;  // the ledger vouched for ptr, so an allocation starts at or below it
   return it->second.get() + (ptr - it->first);
@@ -57,7 +59,7 @@ uint8_t* reference_session::host_at(uint64_t ptr) {
 
 cudaError_t reference_session::check_range(const char* call, const call_context& ctx,
                                            uint64_t ptr, uint64_t len) const {
-  if (ledger_.contains(ptr, len)) return cudaSuccess;
+  if (ledger_.contains(ptr, len) || mapped_covers(ptr, len)) return cudaSuccess;
   spdlog::debug("[reference-executor] {}: [0x{:x}, +{}) is not inside an allocation of this "
                 "session (vm={})",
                 call, ptr, len, ctx.vm_id);
@@ -74,6 +76,30 @@ cudaError_t reference_session::on_cudaGetDeviceCount(call_context&, int32_t* cou
 cudaError_t reference_session::on_cudaDriverGetVersion(call_context&, int32_t* driverVersion) {
   *driverVersion = kDriverVersion;
   return cudaSuccess;
+}
+
+// The range an H100 reports; the reference executor runs every stream alike.
+cudaError_t reference_session::on_cudaDeviceGetStreamPriorityRange(call_context&, int32_t* least,
+                                                                  int32_t* greatest) {
+  *least = 0;
+  *greatest = -5;
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaDeviceSetLimit(call_context&, int32_t limit, uint64_t value) {
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  limits_[limit] = value;
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaDeviceGetLimit(call_context&, uint64_t* pValue, int32_t limit) {
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  *pValue = limits_[limit];
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaCtxResetPersistingL2Cache(call_context&) {
+  return cudaSuccess;  // no cache to reset on the CPU
 }
 
 cudaError_t reference_session::on_cudaGetDeviceProperties(call_context& ctx, cudaDeviceProp* prop,
@@ -349,6 +375,56 @@ cudaError_t reference_session::on_cudaEventRecord(call_context& ctx, uint64_t ev
   // Everything before it on the stream has already run: "now" is when it completes.
   e->recorded = true;
   e->at = std::chrono::steady_clock::now();
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaEventRecordWithFlags(call_context& ctx, uint64_t event,
+                                                           uint64_t stream, uint32_t flags) {
+  if (flags != cudaEventRecordDefault && flags != cudaEventRecordExternal) return cudaErrorInvalidValue;
+  return on_cudaEventRecord(ctx, event, stream);
+}
+
+// Built-in streams: the legacy default stream's flags and priority are 0.
+cudaError_t reference_session::on_cudaStreamGetPriority(call_context&, uint64_t stream,
+                                                       int32_t* priority) {
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  const stream_state* st = streams_.find(stream);
+  *priority = st ? st->priority : 0;
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaStreamGetFlags(call_context&, uint64_t stream, uint32_t* flags) {
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  const stream_state* st = streams_.find(stream);
+  *flags = st ? st->flags : 0;
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaStreamGetId(call_context&, uint64_t stream, uint64_t* streamId) {
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  *streamId = stream;  // the session's handle is unique for the stream's life
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_cudaStreamGetDevice(call_context&, uint64_t stream, int32_t* device) {
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  *device = 0;  // a session's streams all live on its (one) device
+  return cudaSuccess;
+}
+
+cudaError_t reference_session::on_vgpuMemcpy2DDtoDAsync(call_context& ctx, uint64_t dst, uint64_t dpitch,
+                                                        uint64_t src, uint64_t spitch, uint64_t width,
+                                                        uint64_t height, uint64_t stream) {
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if (width == 0 || height == 0) return cudaSuccess;
+  if (width > dpitch || width > spitch) return cudaErrorInvalidPitchValue;
+  const uint64_t rows = height - 1;
+  if (rows > (UINT64_MAX - width) / std::max(dpitch, spitch)) return cudaErrorInvalidValue;
+  if (cudaError_t st = check_range("vgpuMemcpy2DDtoDAsync", ctx, src, rows * spitch + width); st != cudaSuccess)
+    return st;
+  if (cudaError_t st = check_range("vgpuMemcpy2DDtoDAsync", ctx, dst, rows * dpitch + width); st != cudaSuccess)
+    return st;
+  for (uint64_t r = 0; r < height; ++r) std::memmove(host_at(dst + r * dpitch), host_at(src + r * spitch), width);
   return cudaSuccess;
 }
 

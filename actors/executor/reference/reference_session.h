@@ -106,6 +106,45 @@ class reference_session final : public api_handler {
   std::set<uint64_t> module_globals_;
   // The last kLaunchRecords launches, each serialized per launch_record.h.
   std::deque<std::vector<uint8_t>> launches_;
+  // cudaDeviceSetLimit's values, indexed by cudaLimit (defaults as an H100 reports).
+  uint64_t limits_[7] = {1024, 1 << 20, 8 << 20, 2, 2048, 64, 0};
+
+  // --- driver API: virtual memory management (reference_session_driver.cpp) --
+  // Emulated with the host's own VMM: a reservation is PROT_NONE address
+  // space, a cuMemCreate'd allocation is a memfd, cuMemMap maps the memfd into
+  // the reservation (MAP_FIXED|MAP_SHARED). Chunks mapped back to back are one
+  // contiguous host buffer, and two mappings of one allocation alias, as on a GPU.
+  struct vmm_reservation {
+    uint8_t* host = nullptr;
+    uint64_t size = 0;
+    vmm_reservation(uint8_t* h, uint64_t s) : host(h), size(s) {}
+    ~vmm_reservation();
+    vmm_reservation(const vmm_reservation&) = delete;
+    vmm_reservation& operator=(const vmm_reservation&) = delete;
+  };
+  struct vmm_physical {
+    int fd = -1;
+    uint64_t size = 0;
+    shared_state* state = nullptr;  // its bytes count against the memory until released
+    vmm_physical(int f, uint64_t s, shared_state* st) : fd(f), size(s), state(st) {}
+    ~vmm_physical();
+    vmm_physical(const vmm_physical&) = delete;
+    vmm_physical& operator=(const vmm_physical&) = delete;
+  };
+  struct vmm_mapping {
+    uint64_t size = 0;
+    uint64_t reservation = 0;
+    uint32_t access[8] = {};  // CUmemAccess_flags per device ordinal
+  };
+  // Inside mappings of one reservation, back to back (see cuda_session.h).
+  bool mapped_covers(uint64_t ptr, uint64_t len) const;
+  // Host bytes behind a mapped address; nullptr when not mapped.
+  uint8_t* mapped_host_at(uint64_t ptr);
+  // Declared in this order so that mappings go before what they map.
+  std::map<uint64_t, std::unique_ptr<vmm_reservation>> reservations_;  // by device base
+  handle_table<std::unique_ptr<vmm_physical>> physical_;
+  std::map<uint64_t, vmm_mapping> mappings_;  // by device base
+  // --- end of the virtual memory management block --------------------------
   bool warned_launch_ = false;
   bool warned_image_ = false;
 
@@ -121,6 +160,9 @@ class reference_session final : public api_handler {
   // The host bytes of [ptr, ptr+len) when the session holds that range
   // (len 0: a non-null placeholder never touched); nullptr otherwise.
   uint8_t* blas_bytes(const char* call, const call_context& ctx, uint64_t ptr, uint64_t len);
+  // A reduction (dot, nrm2, asum, iamax) into `result` (host bytes).
+  cublasStatus_t blas_reduce(call_context& ctx, uint64_t handle, int32_t op, int64_t n, uint64_t x, int64_t incx,
+                             uint64_t y, int64_t incy, int32_t dtype, protocol::scalar16* result);
   handle_table<blas_handle> blas_handles_;
   // --- end cuBLAS ------------------------------------------------------------
 

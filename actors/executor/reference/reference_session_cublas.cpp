@@ -307,10 +307,10 @@ cublasStatus_t reference_session::on_vgpuBlasCopy(call_context& ctx, uint64_t ha
   return CUBLAS_STATUS_SUCCESS;
 }
 
-cublasStatus_t reference_session::on_vgpuBlasReduce(call_context& ctx, uint64_t handle, int32_t op,
-                                                    int64_t n, uint64_t x, int64_t incx, uint64_t y,
-                                                    int64_t incy, int32_t dtype_,
-                                                    protocol::scalar16* result) {
+cublasStatus_t reference_session::blas_reduce(call_context& ctx, uint64_t handle, int32_t op,
+                                              int64_t n, uint64_t x, int64_t incx, uint64_t y,
+                                              int64_t incy, int32_t dtype_,
+                                              protocol::scalar16* result) {
   static constexpr const char* kCall = "cublasReduce";
   if (blas_handles_.find(handle) == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   dtype t;
@@ -344,7 +344,7 @@ cublasStatus_t reference_session::on_vgpuBlasReduceDevice(call_context& ctx, uin
                                                           int64_t incx, uint64_t y, int64_t incy,
                                                           int32_t dtype_, uint64_t result) {
   protocol::scalar16 r{};
-  if (const cublasStatus_t st = on_vgpuBlasReduce(ctx, handle, op, n, x, incx, y, incy, dtype_, &r);
+  if (const cublasStatus_t st = blas_reduce(ctx, handle, op, n, x, incx, y, incy, dtype_, &r);
       st != CUBLAS_STATUS_SUCCESS)
     return st;
   // The result's size: an int for iamax, the real type for nrm2/asum, the element for dot.
