@@ -13,6 +13,7 @@
 #include <cuda_runtime_api.h>
 
 #include "cublas_remote.h"
+#include "shim/transport/blas_handle_bridge.h"
 
 namespace vgpu::shim::blas {
 
@@ -66,6 +67,7 @@ extern "C" cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
   auto& r = vgpu::shim::blas::handles();
   std::lock_guard<std::mutex> lock(r.m);
   r.live.emplace(raw, std::move(h));
+  vgpu::shim::bridge_add_blas_handle(raw, id);  // usable as a cublasLtHandle_t (branch lt)
   *handle = raw;
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -81,6 +83,7 @@ extern "C" cublasStatus_t cublasDestroy_v2(cublasHandle_t handle) {
     r.live.erase(it);
   }
   if (owned->result_buffer != nullptr) cudaFree(owned->result_buffer);
+  vgpu::shim::bridge_remove_blas_handle(handle);  // branch lt
   return vgpu::remote::vgpuBlasDestroy(owned->id);
 }
 

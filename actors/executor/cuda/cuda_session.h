@@ -9,8 +9,10 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
+#include <cublasLt.h>
 #include <cuda.h>
 
 #include "actors/executor/cuda/cuda_executor.h"
@@ -189,6 +191,23 @@ class cuda_session final : public api_handler {
                             std::vector<void*>* args);
   std::unique_ptr<graph_state, graph_state_deleter> graphs_;
   // --- end of stream capture and graphs ------------------------------------------
+
+  // --- cuBLASLt (branch lt; cuda_session_cublaslt.cpp) ---------------------
+  // Real cublasLt handles, one per guest handle, created in this session's
+  // context; declared after ctx_, so destroyed before it.
+  struct lt_handle_destroy {
+    void operator()(cublasLtContext* h) const;
+  };
+  using owned_lt_handle = std::unique_ptr<cublasLtContext, lt_handle_destroy>;
+  handle_table<owned_lt_handle> lt_handles_;
+  // The cublasLt handle behind a guest id: one of lt_handles_, or a cuBLAS
+  // handle (id tagged protocol::lt::kBlasHandleTag), which NVIDIA's cuBLAS
+  // lets a program use as a cuBLASLt handle. nullptr for an unknown id.
+  cublasLtHandle_t find_lt(uint64_t id);
+  // Algorithms the heuristic handed to this guest (their bytes): a matmul
+  // runs only one of these, never bytes the guest made up.
+  std::unordered_set<std::string> lt_algos_;
+  // --- end cuBLASLt -----------------------------------------------------------
 };
 
 }  // namespace vgpu::host::cuda

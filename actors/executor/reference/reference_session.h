@@ -191,6 +191,14 @@ class reference_session final : public api_handler {
                              uint64_t y, int64_t incy, int32_t dtype, protocol::scalar16* result);
   handle_table<blas_handle> blas_handles_;
   // --- end cuBLAS ------------------------------------------------------------
+
+  // --- cuBLASLt (branch lt; reference_session_cublaslt.cpp) ---------------
+  // Handle ids the guest created; nothing stands behind them on the CPU.
+  handle_table<bool> lt_handles_;
+  // True for one of lt_handles_, or a cuBLAS handle's id tagged
+  // protocol::lt::kBlasHandleTag (a cublasHandle_t used as a cublasLtHandle_t).
+  bool lt_handle_ok(uint64_t id);
+  // --- end cuBLASLt ---------------------------------------------------------
 };
 
 }  // namespace vgpu::host::reference
