@@ -183,7 +183,13 @@ extern "C" CUresult cuModuleLoadDataEx(CUmodule* module, const void* image, unsi
   return r;
 }
 
+// A fatbin container only: NVIDIA's driver answers a wrapper (what nvcc
+// embeds, magic 0x466243B1) with CUDA_ERROR_INVALID_IMAGE here (measured).
 extern "C" CUresult cuModuleLoadFatBinary(CUmodule* module, const void* fatCubin) {
+  constexpr uint32_t kWrapperMagic = 0x466243B1;
+  uint32_t magic = 0;
+  if (fatCubin) std::memcpy(&magic, fatCubin, sizeof magic);
+  if (magic == kWrapperMagic) return CUDA_ERROR_INVALID_IMAGE;
   return cuModuleLoadData(module, fatCubin);
 }
 

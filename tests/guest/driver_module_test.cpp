@@ -281,14 +281,21 @@ void module_checks(CUdevice dev, bool reference) {
     }
   }
 
-  // A fatbin wrapper (what nvcc embeds), through cuModuleLoadFatBinary.
+  // cuModuleLoadFatBinary takes a fatbin container; NVIDIA's driver refuses a
+  // wrapper (what nvcc embeds) there with CUDA_ERROR_INVALID_IMAGE (measured on
+  // the H100), and so does vgpu.
+  CUmodule fmod = nullptr;
+  if (ok_cu(cuModuleLoadFatBinary(&fmod, fat.data()), "module: cuModuleLoadFatBinary of a fatbin")) {
+    CUfunction ff = nullptr;
+    ok_cu(cuModuleGetFunction(&ff, fmod, "vgpu_count"), "module: vgpu_count in the fatbin");
+    ok_cu(cuModuleUnload(fmod), "module: unload the fatbin module");
+  }
   fatbin_wrapper w{0x466243B1, 1, fat.data(), nullptr};
   CUmodule wmod = nullptr;
-  if (ok_cu(cuModuleLoadFatBinary(&wmod, &w), "module: cuModuleLoadFatBinary of a wrapper")) {
-    CUfunction wf = nullptr;
-    ok_cu(cuModuleGetFunction(&wf, wmod, "vgpu_count"), "module: vgpu_count in the wrapped fatbin");
-    ok_cu(cuModuleUnload(wmod), "module: unload the wrapped module");
-  }
+  const CUresult wr = cuModuleLoadFatBinary(&wmod, &w);
+  check(wr == CUDA_ERROR_INVALID_IMAGE, "module: cuModuleLoadFatBinary refuses a wrapper as the driver does",
+        wr == CUDA_SUCCESS ? "accepted" : "another error");
+  if (wr == CUDA_SUCCESS) cuModuleUnload(wmod);
   // An ELF header and nothing behind it (zeros: no sections, no code).
   alignas(8) unsigned char garbage[256] = {0x7f, 'E', 'L', 'F', 2, 1, 1};
   CUmodule bad = nullptr;

@@ -1001,8 +1001,9 @@ void run_runtime() {
       cudaDeviceSetLimit(cudaLimitStackSize, stack);
     }
   }
+  // A limit that does not exist: cudaErrorInvalidValue (measured on the H100).
   expect_rc("runtime cudaDeviceGetLimit(bad limit)", cudaDeviceGetLimit(&stack, static_cast<cudaLimit>(0x77)),
-            cudaErrorUnsupportedLimit);
+            cudaErrorInvalidValue);
 
   // Pitched copies: a 37 x 13 block in 64-byte rows, through every direction.
   const size_t width = 37, height = 13, pitch = 64;

@@ -274,13 +274,13 @@ cudaError_t cuda_session::on_cudaDeviceGetStreamPriorityRange(call_context& c, i
 // cudaLimit and CUlimit share their numbering.
 cudaError_t cuda_session::on_cudaDeviceSetLimit(call_context& c, int32_t limit, uint64_t value) {
   VGPU_IN_SESSION_CONTEXT(c);
-  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorInvalidValue;  // as NVIDIA's runtime
   return check(cuCtxSetLimit(static_cast<CUlimit>(limit), value), "cuCtxSetLimit", c);
 }
 
 cudaError_t cuda_session::on_cudaDeviceGetLimit(call_context& c, uint64_t* pValue, int32_t limit) {
   VGPU_IN_SESSION_CONTEXT(c);
-  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorInvalidValue;  // as NVIDIA's runtime
   size_t v = 0;
   const cudaError_t st = check(cuCtxGetLimit(&v, static_cast<CUlimit>(limit)), "cuCtxGetLimit", c);
   *pValue = v;

@@ -87,13 +87,13 @@ cudaError_t reference_session::on_cudaDeviceGetStreamPriorityRange(call_context&
 }
 
 cudaError_t reference_session::on_cudaDeviceSetLimit(call_context&, int32_t limit, uint64_t value) {
-  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorInvalidValue;  // as NVIDIA's runtime
   limits_[limit] = value;
   return cudaSuccess;
 }
 
 cudaError_t reference_session::on_cudaDeviceGetLimit(call_context&, uint64_t* pValue, int32_t limit) {
-  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorUnsupportedLimit;
+  if (limit < 0 || limit > cudaLimitPersistingL2CacheSize) return cudaErrorInvalidValue;  // as NVIDIA's runtime
   *pValue = limits_[limit];
   return cudaSuccess;
 }
