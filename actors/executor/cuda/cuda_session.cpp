@@ -571,35 +571,33 @@ cudaError_t cuda_session::on_cudaStreamQuery(call_context& c, uint64_t stream) {
   return check(cuStreamQuery(s), "cuStreamQuery", c);
 }
 
-cudaError_t cuda_session::on_cudaStreamGetPriority(call_context& c, uint64_t stream,
-                                                   int32_t* priority) {
+// A stream query answered by the driver: `query(CUstream, T*)` into *out.
+template <typename T, typename Out, typename Query>
+cudaError_t cuda_session::stream_query(call_context& c, const char* call, const char* driver_call,
+                                       uint64_t stream, Out* out, Query query) {
   VGPU_IN_SESSION_CONTEXT(c);
   CUstream s = nullptr;
-  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetPriority", "stream", stream, c);
-  int p = 0;
-  const cudaError_t st = check(cuStreamGetPriority(s, &p), "cuStreamGetPriority", c);
-  *priority = p;
+  if (!resolve_stream(stream, &s)) return bad_handle(call, "stream", stream, c);
+  T v{};
+  const cudaError_t st = check(query(s, &v), driver_call, c);
+  *out = static_cast<Out>(v);
   return st;
+}
+
+cudaError_t cuda_session::on_cudaStreamGetPriority(call_context& c, uint64_t stream,
+                                                   int32_t* priority) {
+  return stream_query<int>(c, "cudaStreamGetPriority", "cuStreamGetPriority", stream, priority,
+                           cuStreamGetPriority);
 }
 
 cudaError_t cuda_session::on_cudaStreamGetFlags(call_context& c, uint64_t stream, uint32_t* flags) {
-  VGPU_IN_SESSION_CONTEXT(c);
-  CUstream s = nullptr;
-  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetFlags", "stream", stream, c);
-  unsigned f = 0;
-  const cudaError_t st = check(cuStreamGetFlags(s, &f), "cuStreamGetFlags", c);
-  *flags = f;
-  return st;
+  return stream_query<unsigned>(c, "cudaStreamGetFlags", "cuStreamGetFlags", stream, flags,
+                                cuStreamGetFlags);
 }
 
 cudaError_t cuda_session::on_cudaStreamGetId(call_context& c, uint64_t stream, uint64_t* streamId) {
-  VGPU_IN_SESSION_CONTEXT(c);
-  CUstream s = nullptr;
-  if (!resolve_stream(stream, &s)) return bad_handle("cudaStreamGetId", "stream", stream, c);
-  unsigned long long id = 0;
-  const cudaError_t st = check(cuStreamGetId(s, &id), "cuStreamGetId", c);
-  *streamId = id;
-  return st;
+  return stream_query<unsigned long long>(c, "cudaStreamGetId", "cuStreamGetId", stream, streamId,
+                                          cuStreamGetId);
 }
 
 // Every stream of a session lives in its context, on the session's device.

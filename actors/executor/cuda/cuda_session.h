@@ -98,6 +98,9 @@ class cuda_session final : public api_handler {
                           uint64_t len) const;
   cudaError_t create_stream(call_context& c, uint64_t* pStream, uint32_t flags, int32_t priority,
                             bool with_priority);
+  template <typename T, typename Out, typename Query>
+  cudaError_t stream_query(call_context& c, const char* call, const char* driver_call, uint64_t stream,
+                           Out* out, Query query);
   function_entry* find_function(uint64_t id) { return functions_.find(id); }
   // A CUDA_ERROR_FUNCTION_NOT_LOADED (lazy loading) answered by loading it
   // and trying `call` once more.
