@@ -5,8 +5,9 @@
   pytorch_check.py compare NATIVE.json VGPU.json   same results within tolerance?
 
 Stages: device query, tensor creation, elementwise ops, reductions, fp32 and
-fp16 matmuls (cuBLAS and cuBLASLt paths: mm, bmm, addmm/nn.Linear), and a
-small MLP trained for 200 steps. Each stage records a few numbers (sums,
+fp16 matmuls (cuBLAS and cuBLASLt paths: mm, bmm, addmm/nn.Linear), a small
+MLP trained for 200 steps, pinned memory with non-blocking copies on a side
+stream, and a CUDA graph (torch.cuda.graph) replayed with new inputs. Each stage records a few numbers (sums,
 norms, losses); random inputs come from seeded CPU generators so both runs
 see the same data. A stage that raises is recorded with its error and the
 run goes on, so one run shows everything that does not work yet.
@@ -130,9 +131,46 @@ def run(out_path):
         torch.cuda.synchronize()
         return losses
 
+    def pinned_and_streams():
+        # Pinned host memory, non-blocking copies on a side stream, events.
+        src = cpu_randn(1 << 20, seed=12).pin_memory()
+        s = torch.cuda.Stream()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        with torch.cuda.stream(s):
+            start.record()
+            d = src.to(dev, non_blocking=True)
+            d.mul_(2)
+            back = torch.empty_like(src).pin_memory()
+            back.copy_(d, non_blocking=True)
+            end.record()
+        s.synchronize()
+        return {"pinned": bool(src.is_pinned()), "roundtrip_sum": back.sum().item(),
+                "event_ms_nonneg": start.elapsed_time(end) >= 0}
+
+    def cuda_graph():
+        # torch.cuda.graphs: capture a small step once, replay it with new input.
+        static_in = torch.zeros(4096, device=dev)
+        w = cpu_randn(4096, seed=13).to(dev)
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):  # warm-up on a side stream, as PyTorch asks
+            for _ in range(3):
+                static_out = torch.tanh(static_in * w).sum()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            static_out = torch.tanh(static_in * w).sum()
+        outs = []
+        for k in range(5):
+            static_in.copy_(cpu_randn(4096, seed=20 + k).to(dev))
+            g.replay()
+            outs.append(static_out.item())
+        return {f"replay_{k}": v for k, v in enumerate(outs)}
+
     for name, fn in [("device", device_query), ("creation", creation),
                      ("elementwise", elementwise), ("reductions", reductions),
-                     ("matmul", matmul), ("mlp", mlp)]:
+                     ("matmul", matmul), ("mlp", mlp), ("pinned", pinned_and_streams),
+                     ("graph", cuda_graph)]:
         stage(results, name, fn)
     with open(out_path, "w") as f:
         json.dump(results, f, indent=1, sort_keys=True)
