@@ -20,12 +20,17 @@ extern "C" nvmlReturn_t nvmlDeviceGetMemoryInfo(nvmlDevice_t device, nvmlMemory_
   return NVML_SUCCESS;
 }
 
-// `reserved` is 0: the total already excludes what the host keeps for itself.
+// NVIDIA's v2 semantics: used + free + reserved == total, and total - reserved
+// is what cudaMemGetInfo calls total. The VM's total already excludes what the
+// host keeps for itself, so `reserved` is 0 and `total` is the v1 total.
+// A wrong struct version: NVIDIA's NVML answers NVML_ERROR_FUNCTION_NOT_FOUND
+// (measured on an H100, driver 580.159.04, for versions 0, 1, v1 and v3 of this
+// struct), not ARGUMENT_VERSION_MISMATCH; so do we.
 extern "C" nvmlReturn_t nvmlDeviceGetMemoryInfo_v2(nvmlDevice_t device, nvmlMemory_v2_t* mem) {
   unsigned int i = 0;
   if (const nvmlReturn_t r = index_of(device, &i); r != NVML_SUCCESS) return r;
   if (mem == nullptr) return NVML_ERROR_INVALID_ARGUMENT;
-  if (mem->version != nvmlMemory_v2) return NVML_ERROR_ARGUMENT_VERSION_MISMATCH;
+  if (mem->version != nvmlMemory_v2) return NVML_ERROR_FUNCTION_NOT_FOUND;
   unsigned long long free = 0, total = 0;
   if (const nvmlReturn_t r = memory(i, &free, &total); r != NVML_SUCCESS) return r;
   mem->total = total;

@@ -6,7 +6,8 @@
 //
 //   vgpu-nvml-test [--expect-vgpu] [--reference]
 //     --expect-vgpu  also checks vgpu's own promises (unknown entry points answer
-//                    NOT_SUPPORTED, forged handles are refused)
+//                    NOT_SUPPORTED, forged handles are refused, NVML's memory
+//                    total is exactly cudaMemGetInfo's: the VM has one view)
 //     --reference    also checks the reference executor's fixed answers
 // Prints PASS/FAIL lines; exits 1 on any failure.
 #include <cuda_runtime_api.h>
@@ -57,6 +58,18 @@ constexpr unsigned long long kMiB = 1ull << 20;
 // Free memory may move between two readings on a shared GPU (other guests,
 // the driver): readings taken around an NVML one must bracket it within this.
 constexpr unsigned long long kDriftBytes = 64 * kMiB;
+// The reference executor's device name starts so (actors/executor/reference/).
+constexpr const char kReferenceNamePrefix[] = "vgpu reference executor";
+
+// NVML's total against cudaMemGetInfo's. Through vgpu they are the VM's one
+// view: equal. NVIDIA's NVML counts the memory the driver reserves for itself
+// (480 MiB of 81559 on an H100), which cudaMemGetInfo leaves out: natively
+// NVML's total is at least the runtime's, and the difference is a reservation
+// (at most an eighth of the device), not another device's size.
+bool total_agrees(unsigned long long nvml_total, size_t cuda_total, bool expect_vgpu) {
+  if (expect_vgpu) return nvml_total == cuda_total;
+  return nvml_total >= cuda_total && nvml_total - cuda_total <= nvml_total / 8;
+}
 
 // Init/shutdown count and the calls made without initialisation.
 void init_counting() {
@@ -100,7 +113,7 @@ unsigned int discovery(bool reference) {
   return n;
 }
 
-void device_checks(unsigned int i, bool reference) {
+void device_checks(unsigned int i, bool reference, bool expect_vgpu) {
   const std::string at = " (device " + std::to_string(i) + ")";
   nvmlDevice_t d = nullptr;
   if (!ok_nvml(nvmlDeviceGetHandleByIndex_v2(i, &d), "nvmlDeviceGetHandleByIndex_v2" + at)) return;
@@ -155,7 +168,11 @@ void device_checks(unsigned int i, bool reference) {
       check(std::strcmp(v1.busId, pci.busIdLegacy) == 0 && v1.bus == pci.bus && v1.pciDeviceId == pci.pciDeviceId,
             "v1 PCI info agrees with v3" + at, v1.busId);
     }
-    if (reference) check(pci.pciDeviceId == 0, "reference device has no PCI product id" + at);
+    // The reference executor is no NVIDIA device (and says so in its name):
+    // it has no PCI product id. Every other device is NVIDIA's.
+    const bool reference_device = std::strncmp(name, kReferenceNamePrefix, sizeof kReferenceNamePrefix - 1) == 0;
+    if (reference) check(reference_device, "device is the reference executor's" + at, name);
+    if (reference || reference_device) check(pci.pciDeviceId == 0, "reference device has no PCI product id" + at);
     else check((pci.pciDeviceId & 0xffffu) == 0x10de, "PCI vendor is NVIDIA" + at);
   }
   nvmlBrandType_t brand = NVML_BRAND_UNKNOWN;
@@ -164,7 +181,7 @@ void device_checks(unsigned int i, bool reference) {
   ok_nvml(nvmlDeviceGetPersistenceMode(d, &pm), "nvmlDeviceGetPersistenceMode" + at);
 
   // Memory: NVML's numbers must be the runtime's (the VM's view), read between
-  // two cudaMemGetInfo calls on this device.
+  // two cudaMemGetInfo calls on this device (totals: see total_agrees).
   if (cudaSetDevice(static_cast<int>(i)) != cudaSuccess) check(false, "cudaSetDevice" + at);
   size_t f0 = 0, t0 = 0, f1 = 0, t1 = 0;
   nvmlMemory_t m{};
@@ -174,7 +191,9 @@ void device_checks(unsigned int i, bool reference) {
   if (c0 == cudaSuccess && c1 == cudaSuccess && ok_nvml(r, "nvmlDeviceGetMemoryInfo" + at)) {
     std::printf("  memory: %llu MiB free of %llu MiB (cudaMemGetInfo: %zu of %zu MiB)\n", m.free / kMiB,
                 m.total / kMiB, f1 >> 20, t1 >> 20);
-    check(m.total == t0 && m.total == t1, "total is cudaMemGetInfo's total" + at);
+    check(total_agrees(m.total, t0, expect_vgpu) && total_agrees(m.total, t1, expect_vgpu),
+          std::string(expect_vgpu ? "total is cudaMemGetInfo's total" : "total covers cudaMemGetInfo's total") + at,
+          std::to_string(m.total) + " vs " + std::to_string(t0) + ", " + std::to_string(t1));
     const unsigned long long lo = (f0 < f1 ? f0 : f1), hi = (f0 < f1 ? f1 : f0);
     check(m.free + kDriftBytes >= lo && m.free <= hi + kDriftBytes, "free is cudaMemGetInfo's free" + at);
     check(m.used == m.total - m.free, "used = total - free" + at);
@@ -191,17 +210,44 @@ void device_checks(unsigned int i, bool reference) {
     if (ok_nvml(nvmlDeviceGetMemoryInfo(d, &after), "nvmlDeviceGetMemoryInfo after cudaMalloc" + at) &&
         cudaMemGetInfo(&fa, &ta) == cudaSuccess) {
       check(m.free >= after.free + kBlock - kDriftBytes, "256 MiB cudaMalloc lowers NVML's free memory" + at);
-      check(after.total == ta, "total is cudaMemGetInfo's after cudaMalloc" + at);
+      check(total_agrees(after.total, ta, expect_vgpu),
+            std::string(expect_vgpu ? "total is cudaMemGetInfo's" : "total covers cudaMemGetInfo's") +
+                " after cudaMalloc" + at,
+            std::to_string(after.total) + " vs " + std::to_string(ta));
       check(after.free + kDriftBytes >= fa && after.free <= fa + kDriftBytes, "free is cudaMemGetInfo's after cudaMalloc" + at);
     }
     cudaFree(block);
   } else {
     check(false, "cudaMalloc 256 MiB" + at);
   }
+  // Memory v2 (NVIDIA's semantics): total is v1's total, reserved is the
+  // driver's part of it, used + free + reserved == total, and total - reserved
+  // is cudaMemGetInfo's total. Natively on an H100: 81559 = 480 reserved +
+  // 81079 (cudaMemGetInfo's total); through vgpu reserved is 0 (the VM's total
+  // already leaves the host's reservation out).
   nvmlMemory_v2_t m2{};
   m2.version = nvmlMemory_v2;
-  if (ok_nvml(nvmlDeviceGetMemoryInfo_v2(d, &m2), "nvmlDeviceGetMemoryInfo_v2" + at)) {
-    check(m2.total == t1 && m2.used + m2.free + m2.reserved == m2.total, "memory v2 is consistent" + at);
+  size_t f2 = 0, t2 = 0;
+  const cudaError_t c2 = cudaMemGetInfo(&f2, &t2);
+  const nvmlReturn_t r2 = nvmlDeviceGetMemoryInfo_v2(d, &m2);
+  const cudaError_t c3 = cudaMemGetInfo(&f1, &t1);
+  if (ok_nvml(r2, "nvmlDeviceGetMemoryInfo_v2" + at) && c2 == cudaSuccess && c3 == cudaSuccess) {
+    std::printf("  memory v2: total %llu MiB, reserved %llu MiB, free %llu MiB, used %llu MiB\n", m2.total / kMiB,
+                m2.reserved / kMiB, m2.free / kMiB, m2.used / kMiB);
+    const std::string got = std::to_string(m2.total) + " = " + std::to_string(m2.used) + " used + " +
+                            std::to_string(m2.free) + " free + " + std::to_string(m2.reserved) + " reserved";
+    check(m2.reserved <= m2.total && m2.free <= m2.total - m2.reserved &&
+              m2.used == m2.total - m2.reserved - m2.free,
+          "memory v2: used + free + reserved == total" + at, got);
+    if (r == NVML_SUCCESS) check(m2.total == m.total, "memory v2 total is v1's total" + at, got);
+    check(m2.total - m2.reserved == t2 && t2 == t1, "memory v2 total - reserved is cudaMemGetInfo's total" + at,
+          got + "; cudaMemGetInfo total " + std::to_string(t2));
+    if (expect_vgpu) check(m2.reserved == 0, "memory v2 reserves nothing in the VM's view" + at, got);
+    const unsigned long long lo = (f2 < f1 ? f2 : f1), hi = (f2 < f1 ? f1 : f2);
+    check(m2.free + kDriftBytes >= lo && m2.free <= hi + kDriftBytes, "memory v2 free is cudaMemGetInfo's free" + at,
+          std::to_string(m2.free) + " vs " + std::to_string(f2) + ", " + std::to_string(f1));
+  } else if (c2 != cudaSuccess || c3 != cudaSuccess) {
+    check(false, "cudaMemGetInfo around memory v2" + at);
   }
 
   nvmlUtilization_t u{};
@@ -246,8 +292,13 @@ void bad_arguments(unsigned int count, bool expect_vgpu) {
   expect(nvmlDeviceGetUUID(d, buf, sizeof buf), NVML_ERROR_INSUFFICIENT_SIZE, "UUID into 4 bytes: INSUFFICIENT_SIZE");
   expect(nvmlDeviceGetMemoryInfo(d, nullptr), NVML_ERROR_INVALID_ARGUMENT, "nvmlDeviceGetMemoryInfo(NULL)");
   nvmlMemory_v2_t m2{};
+  // NVIDIA's NVML answers FUNCTION_NOT_FOUND (not ARGUMENT_VERSION_MISMATCH)
+  // for a wrong struct version here (H100, driver 580.159.04).
   m2.version = 1;
-  expect(nvmlDeviceGetMemoryInfo_v2(d, &m2), NVML_ERROR_ARGUMENT_VERSION_MISMATCH, "memory v2 with a wrong version");
+  expect(nvmlDeviceGetMemoryInfo_v2(d, &m2), NVML_ERROR_FUNCTION_NOT_FOUND, "memory v2 with a wrong version");
+  m2.version = NVML_STRUCT_VERSION(sizeof(nvmlMemory_v2_t), 1);
+  expect(nvmlDeviceGetMemoryInfo_v2(d, &m2), NVML_ERROR_FUNCTION_NOT_FOUND, "memory v2 with the v1 struct version");
+  expect(nvmlDeviceGetMemoryInfo_v2(d, nullptr), NVML_ERROR_INVALID_ARGUMENT, "nvmlDeviceGetMemoryInfo_v2(NULL)");
   expect(nvmlDeviceGetPciInfo_v3(d, nullptr), NVML_ERROR_INVALID_ARGUMENT, "nvmlDeviceGetPciInfo_v3(NULL)");
   expect(nvmlDeviceGetUtilizationRates(d, nullptr), NVML_ERROR_INVALID_ARGUMENT, "nvmlDeviceGetUtilizationRates(NULL)");
   int major = 0;
@@ -313,7 +364,7 @@ int main(int argc, char** argv) {
       cudaDriverGetVersion(&rt_driver) == cudaSuccess) {
     check(nvml_cuda == rt_driver, "CUDA driver version is cudaDriverGetVersion's", std::to_string(nvml_cuda));
   }
-  for (unsigned int i = 0; i < count; ++i) device_checks(i, reference);
+  for (unsigned int i = 0; i < count; ++i) device_checks(i, reference, expect_vgpu);
   bad_arguments(count, expect_vgpu);
   if (expect_vgpu) unsupported(count);
   ok_nvml(nvmlShutdown(), "nvmlShutdown");
