@@ -8,6 +8,7 @@
 
 #include "api_wire.h"
 #include "guest_remote.h"
+#include "shim/cudart/capture_state.h"
 #include "shim/cudart/device_ranges.h"
 #include "shim/cudart/graph_call.h"
 #include "shim/cudart/graph_handles.h"
@@ -240,6 +241,11 @@ extern "C" cudaError_t cudaGraphInstantiateWithFlags(cudaGraphExec_t* pGraphExec
 
 extern "C" cudaError_t cudaGraphLaunch(cudaGraphExec_t graphExec, cudaStream_t stream) {
   if (!graphExec) return finish(cudaErrorInvalidValue);
+  // NVIDIA's runtime (CUDA 13, H100) refuses a graph launched into a
+  // capturing stream with cudaErrorStreamCaptureUnsupported and invalidates
+  // the capture; answered here, before anything is posted, so the refusal is
+  // the launch's own and not a deferred error of a later call.
+  if (cudaError_t refused = refuse_in_capture(stream); refused != cudaSuccess) return finish(refused);
   return finish(remote::vgpuGraphLaunch(id_of(graphExec), stream));  // posted: one ring entry, no wait
 }
 

@@ -132,15 +132,19 @@ cudaError_t get_params(cudaGraphNode_t node, cudaKernelNodeParams* p) {
   if (k->param_bytes != rep.paramBytes) return cudaErrorInvalidValue;
   node_mirror& nm = m.nodes[req.node];
   nm.graph = rep.graph;  // cudaGraphDestroy of that graph drops the mirror
+  // As NVIDIA's runtime does (seen on the H100, CUDA 13): the array and the
+  // values it points to are the node's own storage, filled once. A value
+  // written through kernelParams[i] stays in the node (GetParams shows it
+  // again), and an entry of the array the caller replaced stays replaced (older
+  // llama.cpp puts its own pointer in kernelParams[1] and always rewrites it).
+  // cudaGraphKernelNodeSetParams refreshes the values (set_params below).
   if (nm.function != rep.function || !nm.bytes) {
     nm.function = rep.function;
     nm.bytes.reset(new uint8_t[k->param_bytes + 1]);
     nm.args.resize(k->layout.size());
+    for (size_t i = 0; i < k->layout.size(); ++i) nm.args[i] = nm.bytes.get() + k->layout[i].first;
+    std::memcpy(nm.bytes.get(), block.data(), rep.paramBytes);
   }
-  // Re-pointed every time: a caller may have replaced an entry of the array
-  // itself (older llama.cpp puts its own pointer in kernelParams[1]).
-  for (size_t i = 0; i < k->layout.size(); ++i) nm.args[i] = nm.bytes.get() + k->layout[i].first;
-  std::memcpy(nm.bytes.get(), block.data(), rep.paramBytes);
   p->func = const_cast<void*>(stub);
   p->kernelParams = nm.args.data();
   return cudaSuccess;
@@ -156,9 +160,21 @@ cudaError_t set_params(cudaGraphExec_t exec, cudaGraphNode_t node, const cudaKer
   req.node = id_of(node);
   req.function = k->function;
   geometry(req, p);
-  return guest_call(static_cast<uint16_t>(call_id::vgpuGraphKernelNodeSetParams), &req,
-                    wire::vgpuGraphKernelNodeSetParams_req::wire_size(), nullptr, 0, 0, block.data(),
-                    static_cast<uint32_t>(block.size()));
+  const cudaError_t st = guest_call(static_cast<uint16_t>(call_id::vgpuGraphKernelNodeSetParams), &req,
+                                    wire::vgpuGraphKernelNodeSetParams_req::wire_size(), nullptr, 0, 0, block.data(),
+                                    static_cast<uint32_t>(block.size()));
+  if (st != cudaSuccess || exec) return st;  // an exec's node is not the graph's
+  // The graph's node changed: its mirror (what GetParams hands out) follows;
+  // a mirror of another function is dropped and refetched on next GetParams.
+  auto& m = state();
+  std::lock_guard<std::mutex> lock(m.mutex);
+  auto it = m.nodes.find(req.node);
+  if (it == m.nodes.end() || !it->second.bytes) return st;
+  if (it->second.function == k->function && block.size() == k->param_bytes)
+    std::memcpy(it->second.bytes.get(), block.data(), block.size());
+  else
+    it->second.bytes.reset();
+  return st;
 }
 
 }  // namespace

@@ -351,31 +351,24 @@ void run_capture() {
     check_values("capture result a = 2", m.a, 2.0f);
     check_values("capture result c = 6", m.c, 6.0f);
   }
-  // A graph launched into a capture becomes one child-graph node of it.
-  cudaGraph_t outer = nullptr;
+  // A graph launched into a capturing stream: NVIDIA's runtime (CUDA 13,
+  // driver 580, H100) refuses it with cudaErrorStreamCaptureUnsupported and
+  // invalidates the capture, so no graph comes out of it. vgpu answers the same.
+  cudaGraph_t outer = reinterpret_cast<cudaGraph_t>(0x1);
   ok_rc("capture BeginCapture for a nested launch", cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
-  ok_rc("capture cudaGraphLaunch into a capture", cudaGraphLaunch(exec, s));
-  ok_rc("capture EndCapture of the nested launch", cudaStreamEndCapture(s, &outer));
-  node_census oc;
-  std::vector<cudaGraphNode_t> onodes;
-  check("capture nested launch is one child-graph node", outer && census(outer, &oc, &onodes) && onodes.size() == 1 &&
-                                                             oc.other == 1,
-        fmt("%zu nodes", onodes.size()));
-  cudaGraphExec_t outer_exec = nullptr;
-  const unsigned before_outer = g_reference ? record_count() : 0;
-  if (outer && ok_rc("capture instantiate the outer graph", cudaGraphInstantiate(&outer_exec, outer, 0))) {
-    ok_rc("capture launch the outer graph", cudaGraphLaunch(outer_exec, s));
-    ok_rc("capture sync the outer graph", cudaStreamSynchronize(s));
-    if (g_reference)
-      check("capture outer graph replayed the 3 kernels", records_since(before_outer).size() == 3,
-            fmt("%zu records", records_since(before_outer).size()));
-    else
-      check_values("capture outer graph result c = 6", m.c, 6.0f);
-    check("capture outer graph's host function ran", wait_host_runs(runs_before + kLaunches + 1),
-          fmt("%d runs", g_host_runs.load() - runs_before));
-    cudaGraphExecDestroy(outer_exec);
-  }
-  if (outer) cudaGraphDestroy(outer);
+  want_rc("capture cudaGraphLaunch into a capture refused", cudaGraphLaunch(exec, s), cudaErrorStreamCaptureUnsupported);
+  want_rc("capture EndCapture of the nested launch", cudaStreamEndCapture(s, &outer), cudaErrorStreamCaptureInvalidated);
+  check("capture no graph from the nested launch", outer == nullptr, "a graph came back");
+  if (outer && outer != reinterpret_cast<cudaGraph_t>(0x1)) cudaGraphDestroy(outer);
+  st = cudaStreamCaptureStatusActive;
+  check("capture stream not capturing after the refused launch",
+        cudaStreamIsCapturing(s, &st) == cudaSuccess && st == cudaStreamCaptureStatusNone,
+        fmt("status %d", static_cast<int>(st)));
+  // The exec still launches normally afterwards.
+  ok_rc("capture cudaGraphLaunch after the refusal", cudaGraphLaunch(exec, s));
+  ok_rc("capture sync after the refusal", cudaStreamSynchronize(s));
+  check("capture host function ran for the launch after the refusal", wait_host_runs(runs_before + kLaunches + 1),
+        fmt("%d runs", g_host_runs.load() - runs_before));
   ok_rc("capture cudaGraphExecDestroy", cudaGraphExecDestroy(exec));
   ok_rc("capture cudaGraphDestroy", cudaGraphDestroy(graph));
   cudaEventDestroy(fork);
@@ -402,6 +395,7 @@ cudaGraphNode_t kernel_node(cudaGraph_t graph, const void* fn, cudaKernelNodePar
 void run_params() {
   buffers m;
   if (!check("params cudaMalloc", m.ok())) return;
+  const int runs_before = g_host_runs.load();
   cudaStream_t s, s2;
   cudaEvent_t fork, join;
   cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking);
@@ -440,17 +434,22 @@ void run_params() {
   scale.kernelParams[0] = &new_target;
   ok_rc("params ExecKernelNodeSetParams (value)", cudaGraphExecKernelNodeSetParams(exec, fill_node, &fill));
   ok_rc("params ExecKernelNodeSetParams (pointer)", cudaGraphExecKernelNodeSetParams(exec, scale_node, &scale));
+  // What GetParams hands out is the node's own storage (CUDA: "owned by the
+  // node ... should not be modified directly"); NVIDIA's runtime (CUDA 13, H100)
+  // neither re-points the array nor refreshes the values on the next GetParams:
+  // the replaced entry is still the caller's pointer, and the value written
+  // through kernelParams[1] is now the graph node's. vgpu mirrors that in the guest.
   cudaKernelNodeParams scale_again{};
   cudaGraphKernelNodeGetParams(scale_node, &scale_again);
-  check("params GetParams after an entry was replaced points into the node's arguments again",
-        scale_again.kernelParams && scale_again.kernelParams[0] != static_cast<void*>(&new_target) &&
-            *static_cast<float**>(scale_again.kernelParams[0]) == m.c,
-        "kernelParams[0] is still the caller's pointer, or the node's argument changed");
+  check("params GetParams after an entry was replaced returns the node's array as the caller left it",
+        scale_again.kernelParams && scale_again.kernelParams[0] == static_cast<void*>(&new_target),
+        fmt("kernelParams[0] %p, the caller's %p", scale_again.kernelParams ? scale_again.kernelParams[0] : nullptr,
+            static_cast<void*>(&new_target)));
   cudaKernelNodeParams graph_side{};
   cudaGraphKernelNodeGetParams(fill_node, &graph_side);
-  check("params the graph's node keeps its own arguments", graph_side.kernelParams &&
-                                                               *static_cast<float*>(graph_side.kernelParams[1]) == 2.0f,
-        "an exec update reached the graph");
+  check("params a value written through kernelParams is the graph node's",
+        graph_side.kernelParams && *static_cast<float*>(graph_side.kernelParams[1]) == 5.0f,
+        fmt("value %g, want 5", graph_side.kernelParams ? *static_cast<float*>(graph_side.kernelParams[1]) : -1.0f));
   set(m.d, 1.0f);
   cudaDeviceSynchronize();
   const unsigned before = g_reference ? record_count() : 0;
@@ -543,6 +542,11 @@ void run_params() {
           cudaErrorGraphExecUpdateFailure);
   check("params refused update says why", bad.result != cudaGraphExecUpdateSuccess,
         fmt("result %d", static_cast<int>(bad.result)));
+  // The 3 launches ran the captured host function each; waited for here so
+  // that none of them is counted by the next subcommand (the reference
+  // executor does not wait for the guest's host functions).
+  check("params host function ran once per launch", wait_host_runs(runs_before + 3),
+        fmt("%d runs, want 3", g_host_runs.load() - runs_before));
 
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
@@ -687,24 +691,38 @@ void run_errors() {
   ok_rc("errors EndCapture", cudaStreamEndCapture(s, &g));
   cudaGraphDestroy(g);
 
-  // Pageable host memory in a capture: refused, capture invalidated.
+  // Copies between pageable host memory and the device during a capture.
+  // NVIDIA's runtime (CUDA 13, driver 580, H100) accepts them, in global and in
+  // relaxed mode, and captures them as memcpy nodes. vgpu cannot: the guest's
+  // pageable memory is not reachable by the host when the graph runs later (a
+  // captured node would hold a pointer into the transfer region), so vgpu
+  // refuses them with cudaErrorStreamCaptureUnsupported and invalidates the
+  // capture, a documented difference (README). Each side checks its own answer.
   std::vector<float> host(N, 1.0f);
+  const cudaError_t want_copy = g_expect_vgpu ? cudaErrorStreamCaptureUnsupported : cudaSuccess;
+  const cudaError_t want_end = g_expect_vgpu ? cudaErrorStreamCaptureInvalidated : cudaSuccess;
   ok_rc("errors BeginCapture (global)", cudaStreamBeginCapture(s, cudaStreamCaptureModeGlobal));
   want_rc("errors H2D copy of pageable memory during capture",
-          cudaMemcpyAsync(m.a, host.data(), N * sizeof(float), cudaMemcpyHostToDevice, s),
-          cudaErrorStreamCaptureUnsupported);
+          cudaMemcpyAsync(m.a, host.data(), N * sizeof(float), cudaMemcpyHostToDevice, s), want_copy);
   cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
   cudaStreamIsCapturing(s, &st);
-  check("errors capture now invalidated", st == cudaStreamCaptureStatusInvalidated, fmt("status %d", static_cast<int>(st)));
+  check(g_expect_vgpu ? "errors capture now invalidated (vgpu)" : "errors capture still active",
+        st == (g_expect_vgpu ? cudaStreamCaptureStatusInvalidated : cudaStreamCaptureStatusActive),
+        fmt("status %d", static_cast<int>(st)));
   g = reinterpret_cast<cudaGraph_t>(0x1);
-  want_rc("errors EndCapture of an invalidated capture", cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
-  check("errors no graph from an invalidated capture", g == nullptr, "a graph came back");
+  want_rc("errors EndCapture after the H2D copy", cudaStreamEndCapture(s, &g), want_end);
+  check(g_expect_vgpu ? "errors no graph from an invalidated capture (vgpu)" : "errors graph of the H2D copy",
+        g_expect_vgpu ? g == nullptr : (g != nullptr && g != reinterpret_cast<cudaGraph_t>(0x1)),
+        fmt("graph %p", static_cast<void*>(g)));
+  if (g && g != reinterpret_cast<cudaGraph_t>(0x1)) cudaGraphDestroy(g);
+  g = nullptr;
 
   ok_rc("errors BeginCapture (relaxed)", cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
   want_rc("errors D2H copy during capture",
-          cudaMemcpyAsync(host.data(), m.a, N * sizeof(float), cudaMemcpyDeviceToHost, s),
-          cudaErrorStreamCaptureUnsupported);
-  want_rc("errors EndCapture after D2H", cudaStreamEndCapture(s, &g), cudaErrorStreamCaptureInvalidated);
+          cudaMemcpyAsync(host.data(), m.a, N * sizeof(float), cudaMemcpyDeviceToHost, s), want_copy);
+  want_rc("errors EndCapture after D2H", cudaStreamEndCapture(s, &g), want_end);
+  if (g) cudaGraphDestroy(g);
+  g = nullptr;
 
   ok_rc("errors BeginCapture (relaxed) 2", cudaStreamBeginCapture(s, cudaStreamCaptureModeRelaxed));
   want_rc("errors cudaStreamSynchronize during capture", cudaStreamSynchronize(s), cudaErrorStreamCaptureUnsupported);

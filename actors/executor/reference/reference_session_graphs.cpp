@@ -661,16 +661,9 @@ cudaError_t reference_session::on_vgpuGraphLaunch(call_context& ctx, uint64_t ex
   auto e = gs.execs.find(exec_id);
   if (e == gs.execs.end()) return no_such("vgpuGraphLaunch", "exec", exec_id, ctx);
   if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
-  if (auto sc = gs.streams.find(stream); sc != gs.streams.end()) {
-    // Launched into a capture: the capture takes the whole graph as a child node.
-    node n;
-    n.type = cudaGraphNodeTypeGraph;
-    n.child = std::make_shared<const graph>(e->second.g);
-    n.deps = sc->second.tail;
-    const uint64_t into = gs.captures.at(sc->second.capture).graph;
-    sc->second.tail = {gs.append(into, gs.graphs.at(into), std::move(n))};
-    return cudaSuccess;
-  }
+  // Launched into a capture: refused and the capture invalidated, as NVIDIA's
+  // runtime does (CUDA 13, H100) and so the cuda executor's driver.
+  if (cudaError_t st = capture_refuses(stream, "vgpuGraphLaunch"); st != cudaSuccess) return st;
   // Replays a graph in list order (a topological order) on `stream`. The
   // graph is copied first: a host node's guest may change the session's
   // graphs only through later calls, but a handler below must not see the
