@@ -131,11 +131,24 @@ void check_handle_state(cublasHandle_t h) {
         "cublasSetAtomicsMode/GetAtomicsMode");
   cublasSetAtomicsMode(h, CUBLAS_ATOMICS_NOT_ALLOWED);
 
+  // A workspace of the program's own, on a handle of its own: cublasSetWorkspace
+  // (h, nullptr, 0) does not give a handle back the library's workspace, it
+  // leaves it with none, and then NVIDIA's reductions, trsm and the like fail
+  // (EXECUTION_FAILED, NOT_SUPPORTED, ALLOC_FAILED). The handle goes before
+  // the memory it was given.
+  cublasHandle_t wh = nullptr;
   void* ws = nullptr;
-  cudaMalloc(&ws, 1 << 20);
-  check(cublasSetWorkspace(h, ws, 1 << 20) == CUBLAS_STATUS_SUCCESS, "cublasSetWorkspace");
-  cudaDeviceSynchronize();
-  cublasSetWorkspace(h, nullptr, 0);
+  const bool ws_ok = cublasCreate(&wh) == CUBLAS_STATUS_SUCCESS && cudaMalloc(&ws, 1 << 20) == cudaSuccess &&
+                     cublasSetWorkspace(wh, ws, 1 << 20) == CUBLAS_STATUS_SUCCESS;
+  const float one = 1.0f, zero = 0.0f;
+  float* d = ws_ok ? to_device(std::vector<float>{2.0f, 0.0f}) : nullptr;  // C = A B, 1 x 1, into d[1]
+  const bool used = d != nullptr &&
+                    cublasSgemm(wh, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, &one, d, 1, d, 1, &zero, d + 1, 1) ==
+                        CUBLAS_STATUS_SUCCESS &&
+                    cudaDeviceSynchronize() == cudaSuccess && from_device(d, 2)[1] == 4.0f;
+  const bool gone = wh != nullptr && cublasDestroy(wh) == CUBLAS_STATUS_SUCCESS;
+  check(ws_ok && used && gone, "cublasSetWorkspace (a handle of its own)");
+  cudaFree(d);
   cudaFree(ws);
   check(cublasLoggerConfigure(0, 0, 0, nullptr) == CUBLAS_STATUS_SUCCESS, "cublasLoggerConfigure");
 }
@@ -480,18 +493,6 @@ void check_errors(cublasHandle_t h) {
     cudaFree(d);
     return;
   }
-  // A pointer outside every allocation: a waited-for call answers with an error...
-  float r = 0;
-  float* bogus = reinterpret_cast<float*>(0x10);
-  check(cublasSdot(h, 4, bogus, 1, d, 1, &r) != CUBLAS_STATUS_SUCCESS, "cublasSdot on a pointer outside any allocation fails");
-  // ...a posted one at the next synchronising call, and the session goes on.
-  const cublasStatus_t posted =
-      cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, bogus, 2, d, 2, &one, d, 2);
-  const cudaError_t later = cudaDeviceSynchronize();
-  check(posted == CUBLAS_STATUS_SUCCESS && later != cudaSuccess, "posted cublasSgemm on a bad pointer: error at the next sync",
-        std::string("cudaDeviceSynchronize: ") + cudaGetErrorName(later));
-  check(cudaDeviceSynchronize() == cudaSuccess && cublasSdot(h, 4, d, 1, d, 1, &r) == CUBLAS_STATUS_SUCCESS,
-        "the session works after the error");
   // A destroyed handle.
   cublasHandle_t gone = nullptr;
   cublasCreate(&gone);
@@ -508,6 +509,25 @@ void check_errors(cublasHandle_t h) {
   check(zgemm != nullptr && zgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 1, 1, 1, nullptr, nullptr, 1, nullptr, 1, nullptr,
                                   nullptr, 1) == CUBLAS_STATUS_NOT_SUPPORTED,
         "an unimplemented export (cublasZgemm_v2): NOT_SUPPORTED");
+  // Last, a deliberately provoked error. vgpu's host refuses these operands
+  // before any kernel runs, so the CUDA context is never faulted and the error
+  // is reported once, not sticky; natively such a fault would poison every
+  // later call of the process, which is why nothing but the final checks comes
+  // after it. A pointer outside every allocation: a waited-for call answers
+  // with an error...
+  float r = 0;
+  float* bogus = reinterpret_cast<float*>(0x10);
+  check(cublasSdot(h, 4, bogus, 1, d, 1, &r) != CUBLAS_STATUS_SUCCESS, "cublasSdot on a pointer outside any allocation fails");
+  // ...a posted one at the next synchronising call, and the session goes on.
+  const cublasStatus_t posted =
+      cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, 2, 2, 2, &one, bogus, 2, d, 2, &one, d, 2);
+  const cudaError_t later = cudaDeviceSynchronize();
+  check(posted == CUBLAS_STATUS_SUCCESS && later != cudaSuccess, "posted cublasSgemm on a bad pointer: error at the next sync",
+        std::string("cudaDeviceSynchronize: ") + cudaGetErrorName(later));
+  const cudaError_t again = cudaDeviceSynchronize();
+  const cublasStatus_t dot = cublasSdot(h, 4, d, 1, d, 1, &r);
+  check(again == cudaSuccess && dot == CUBLAS_STATUS_SUCCESS, "the session works after the error",
+        std::string("cudaDeviceSynchronize: ") + cudaGetErrorName(again) + ", cublasSdot: " + cublasGetStatusName(dot));
   cudaFree(d);
 }
 

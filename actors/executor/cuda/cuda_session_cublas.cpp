@@ -1,5 +1,8 @@
 // The remoted cuBLAS on the GPU: real cuBLAS handles made in the session's
-// context, bound to the session's streams. Every device operand's whole extent
+// context, bound to the session's streams. Every handler that touches cuBLAS
+// starts with ensure_context(): the session's context is created on first use,
+// and a handle made with no context current would be made by the runtime in
+// the device's primary context (another address space), its workspace there. Every device operand's whole extent
 // (sizes, leading dimension or increment, strides, batch) is checked against
 // the session's ledger before cuBLAS sees it; arrays of pointers are read,
 // checked member by member, and handed to cuBLAS as a private copy.
@@ -20,14 +23,6 @@ namespace vgpu::host::cuda {
 namespace {
 
 namespace shapes = protocol::blas;
-
-// The session's context, current on this worker thread (see make_current in
-// cuda_session.cpp: no restore, no switch when already current).
-CUresult current(CUcontext c) {
-  CUcontext now = nullptr;
-  if (cuCtxGetCurrent(&now) == CUDA_SUCCESS && now == c) return CUDA_SUCCESS;
-  return cuCtxSetCurrent(c);
-}
 
 bool fits_int(int64_t v) { return v >= std::numeric_limits<int>::min() && v <= std::numeric_limits<int>::max(); }
 
@@ -114,7 +109,7 @@ cublasStatus_t cuda_session::blas_pointer_array(const call_context& c, const bla
 // --- handles ----------------------------------------------------------------------
 
 cublasStatus_t cuda_session::on_vgpuBlasCreate(call_context& c, uint64_t* handle) {
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed("cublasCreate", c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed("cublasCreate", c, r);
   cublasHandle_t h = nullptr;
   if (const cublasStatus_t st = cublasCreate(&h); st != CUBLAS_STATUS_SUCCESS) return logged("cublasCreate", c, st);
   blas_entry e;
@@ -125,12 +120,12 @@ cublasStatus_t cuda_session::on_vgpuBlasCreate(call_context& c, uint64_t* handle
 }
 
 cublasStatus_t cuda_session::on_vgpuBlasDestroy(call_context& c, uint64_t handle) {
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed("cublasDestroy", c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed("cublasDestroy", c, r);
   return blas_handles_.erase(handle) ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 
 cublasStatus_t cuda_session::on_vgpuBlasSetStream(call_context& c, uint64_t handle, uint64_t stream) {
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed("cublasSetStream", c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed("cublasSetStream", c, r);
   blas_entry* e = find_blas(handle);
   if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   CUstream s = nullptr;
@@ -145,7 +140,7 @@ cublasStatus_t cuda_session::on_vgpuBlasSetStream(call_context& c, uint64_t hand
 
 cublasStatus_t cuda_session::on_vgpuBlasSetWorkspace(call_context& c, uint64_t handle, uint64_t workspace,
                                                      uint64_t bytes) {
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed("cublasSetWorkspace", c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed("cublasSetWorkspace", c, r);
   blas_entry* e = find_blas(handle);
   if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (bytes != 0 && check_range("cublasSetWorkspace", c, workspace, bytes) != cudaSuccess)
@@ -155,14 +150,14 @@ cublasStatus_t cuda_session::on_vgpuBlasSetWorkspace(call_context& c, uint64_t h
 }
 
 cublasStatus_t cuda_session::on_vgpuBlasSetMathMode(call_context& c, uint64_t handle, int32_t mode) {
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed("cublasSetMathMode", c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed("cublasSetMathMode", c, r);
   blas_entry* e = find_blas(handle);
   if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   return logged("cublasSetMathMode", c, cublasSetMathMode(e->handle.get(), static_cast<cublasMath_t>(mode)));
 }
 
 cublasStatus_t cuda_session::on_vgpuBlasSetAtomicsMode(call_context& c, uint64_t handle, int32_t mode) {
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed("cublasSetAtomicsMode", c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed("cublasSetAtomicsMode", c, r);
   blas_entry* e = find_blas(handle);
   if (e == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   return logged("cublasSetAtomicsMode", c,
@@ -189,7 +184,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
                                              uint64_t C, int32_t Ctype, int64_t ldc, int64_t strideC,
                                              int64_t batch, int32_t computeType, int32_t algo, uint32_t flags) {
   static constexpr const char* kCall = "cublasGemm";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -293,7 +288,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGemv(call_context& c, uint64_t handle, i
                                              int64_t incx, protocol::scalar16 beta, uint64_t y, int64_t incy,
                                              int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasGemv";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -328,7 +323,7 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
                                              uint64_t x, int64_t incx, uint64_t y, int64_t incy, int32_t dtype,
                                              uint32_t flags) {
   static constexpr const char* kCall = "cublasAxpy";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -355,7 +350,7 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
 cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, int64_t n, protocol::scalar16 alpha,
                                              uint64_t x, int64_t incx, int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasScal";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -378,7 +373,7 @@ cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, i
 cublasStatus_t cuda_session::on_vgpuBlasCopy(call_context& c, uint64_t handle, int64_t n, uint64_t x, int64_t incx,
                                              uint64_t y, int64_t incy, int32_t dtype) {
   static constexpr const char* kCall = "cublasCopy";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -429,7 +424,7 @@ cublasStatus_t cuda_session::on_vgpuBlasReduceDevice(call_context& c, uint64_t h
                                                      uint64_t x, int64_t incx, uint64_t y, int64_t incy,
                                                      int32_t dtype, uint64_t result) {
   static constexpr const char* kCall = "cublasReduce";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -455,7 +450,7 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
                                              protocol::scalar16 alpha, uint64_t A, int64_t lda, uint64_t B,
                                              int64_t ldb, int64_t batch, int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasTrsm";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -502,7 +497,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrfBatched(call_context& c, uint64_t h
                                                      int64_t lda, uint64_t pivots, uint64_t info, int64_t batch,
                                                      int32_t dtype) {
   static constexpr const char* kCall = "cublasGetrfBatched";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
@@ -531,7 +526,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrsBatched(call_context& c, uint64_t h
                                                      int64_t nrhs, uint64_t Aarray, int64_t lda, uint64_t pivots,
                                                      uint64_t Barray, int64_t ldb, int64_t batch, int32_t dtype) {
   static constexpr const char* kCall = "cublasGetrsBatched";
-  if (const CUresult r = current(ctx_.get()); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
   blas_entry* e = ready_blas(c, handle, &hs);
   if (e == nullptr) return hs;
