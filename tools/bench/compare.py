@@ -85,7 +85,7 @@ def verdict(name, native, vgpu):
     return text, "met" if ok else "MISSED"
 
 
-def fmt(v, reason):
+def fmt(v):
     if v is None:
         return "FAILED"
     return f"{v:.0f}" if v >= 1000 else f"{v:.3g}"
@@ -128,7 +128,7 @@ def main(argv):
         target, v = verdict(n, nv, vv)
         if v in counts:
             counts[v] += 1
-        print(row.format(n, fmt(nv, nu) if n in native else "-", fmt(vv, vu) if n in vgpu else "-", unit, ratio,
+        print(row.format(n, fmt(nv) if n in native else "-", fmt(vv) if n in vgpu else "-", unit, ratio,
                          target, v))
         for side, val, why, src in (("native", nv, nu, native), ("vgpu", vv, vu, vgpu)):
             if val is None and n in src:

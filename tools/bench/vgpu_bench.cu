@@ -98,7 +98,7 @@ struct config {
   long reps_1m() const { return std::max(5L, iters / 50); }                 // 1 MiB copies per figure
   long reps_64m() const { return std::max(2L, iters / 500); }               // 64 MiB copies per figure
   int sgemm_n() const { return quick ? 256 : 4096; }                        // the large SGEMM's size
-  long sgemm_reps() const { return quick ? 2 : std::max(2L, iters / 500); }  // timed large SGEMMs
+  long sgemm_reps() const { return quick ? 2 : std::max(2L, iters / 500); }  // large SGEMMs per round
   long sgemm64_calls() const { return 2 * iters; }                          // per SGEMM-64 round
   long mix_copies() const { return std::max(2L, iters / 1000); }           // 64 MiB per child
   long mix_launches() const { return 2 * iters; }                           // launches per child
@@ -344,32 +344,45 @@ void sgemm(const blas_handle& bh, const gemm_operands& g, int n) {
 
 std::string sgemm_figure(const config& cfg) { return "sgemm_" + std::to_string(cfg.sgemm_n()); }
 
-// The large SGEMM: GPU time between two events around `reps` calls, after two
-// unmeasured calls (cuBLAS picks and loads its kernel on the first).
+// The large SGEMM: GPU time between two events around `reps` calls, in three
+// rounds after `reps` unmeasured calls (cuBLAS picks and loads its kernel on the
+// first; the GPU's clocks settle on the others); the median round counts.
 void step_sgemm(const config& cfg, const step& s) {
   const int n = cfg.sgemm_n();
   const std::string fig = sgemm_figure(cfg);
   if (cfg.quick) std::printf("vgpu-bench: --quick: SGEMM %d^3 instead of 4096^3\n", n);
   blas_handle bh;
   gemm_operands g(n);
-  for (int i = 0; i < 2; ++i) sgemm(bh, g, n);
+  const long reps = cfg.sgemm_reps();
+  for (long i = 0; i < reps; ++i) sgemm(bh, g, n);
   TRY(cudaStreamSynchronize(bh.st));
   cudaEvent_t e0 = nullptr, e1 = nullptr;
   TRY(cudaEventCreate(&e0));
   TRY(cudaEventCreate(&e1));
-  const long reps = cfg.sgemm_reps();
-  TRY(cudaEventRecord(e0, bh.st));
-  for (long i = 0; i < reps; ++i) sgemm(bh, g, n);
-  TRY(cudaEventRecord(e1, bh.st));
-  TRY(cudaEventSynchronize(e1));
-  float ms = 0;
-  TRY(cudaEventElapsedTime(&ms, e0, e1));
+  const double flops = 2.0 * n * static_cast<double>(n) * n * static_cast<double>(reps);
+  std::vector<double> tflops;
+  try {
+    for (int round = 0; round < 3; ++round) {
+      TRY(cudaEventRecord(e0, bh.st));
+      for (long i = 0; i < reps; ++i) sgemm(bh, g, n);
+      TRY(cudaEventRecord(e1, bh.st));
+      TRY(cudaEventSynchronize(e1));
+      float ms = 0;
+      TRY(cudaEventElapsedTime(&ms, e0, e1));
+      if (!(ms > 0)) throw step_failure("the events measured " + std::to_string(ms) + " ms");
+      tflops.push_back(flops / (static_cast<double>(ms) * 1e-3) / 1e12);
+    }
+  } catch (...) {
+    cudaEventDestroy(e0);
+    cudaEventDestroy(e1);
+    throw;
+  }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
-  if (!(ms > 0)) throw step_failure("the events measured " + std::to_string(ms) + " ms");
-  const double flops = 2.0 * n * static_cast<double>(n) * n * static_cast<double>(reps);
-  std::printf("vgpu-bench: %s %ld calls in %.3f ms of GPU time\n", fig.c_str(), reps, static_cast<double>(ms));
-  figure(fig, flops / (ms * 1e-3) / 1e12, "TFLOP/s", what_of(s, fig));
+  std::sort(tflops.begin(), tflops.end());
+  std::printf("vgpu-bench: %s %ld calls per round, rounds min %.4g max %.4g TFLOP/s (3 rounds)\n", fig.c_str(), reps,
+              tflops.front(), tflops.back());
+  figure(fig, percentile(tflops, 0.5), "TFLOP/s", what_of(s, fig));
 }
 
 // SGEMM 64^3 posted back to back, one synchronize at the end: the call rate a
@@ -679,8 +692,9 @@ void usage(FILE* to) {
       "  copy_1m       {h2d,d2h}_1m_{pageable,pinned}      1 MiB cudaMemcpy, GB/s (10^9 B/s)\n"
       "  copy_64m      {h2d,d2h}_64m_{pageable,pinned}     64 MiB cudaMemcpy, GB/s\n"
       "                (pinned: cudaMallocHost; bytes over the wall time of all copies)\n"
-      "  sgemm         sgemm_4096            cuBLAS SGEMM 4096^3 after 2 warm-up calls, GPU time\n"
-      "                                      between two events: TFLOP/s (sgemm_256 with --quick)\n"
+      "  sgemm         sgemm_4096            cuBLAS SGEMM 4096^3, max(2,N/500) calls between two\n"
+      "                                      events (GPU time) after as many unmeasured ones,\n"
+      "                                      median of 3 rounds: TFLOP/s (sgemm_256 with --quick)\n"
       "  sgemm_64      sgemm_64_rate         SGEMM 64^3 posted back to back, one sync at the end,\n"
       "                                      wall time, median of 3 rounds: calls/s\n"
       "  procs         procsN_h2d_64m_pinned procsN_launch_rate\n"
