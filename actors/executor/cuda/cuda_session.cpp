@@ -150,8 +150,16 @@ CUresult cuda_session::ensure_context() {
     if (const CUresult r = cuCtxCreate(&raw, nullptr, 0, dev); r != CUDA_SUCCESS) return r;
     ctx_.reset(raw);
     spdlog::debug("[cuda-executor] session {}: context created on GPU {}", info_.session_id, device_);
-    // cuCtxCreate left it current on this thread, where the call runs.
-    return CUDA_SUCCESS;
+    // cuCtxCreate *pushed* it on this worker thread's context stack, above the
+    // context of whichever session ran here before. Sessions only ever switch
+    // with cuCtxSetCurrent (which replaces the top), so a pushed entry would
+    // stay below forever and, once its session ended, leave a destroyed
+    // context on the stack that the driver makes current again when the top
+    // is popped (a use after free inside libcuda, seen on the H100 with four
+    // guests at once). Pop it and set it instead: the stack stays one deep.
+    CUcontext popped = nullptr;
+    if (const CUresult r = cuCtxPopCurrent(&popped); r != CUDA_SUCCESS) return r;
+    return cuCtxSetCurrent(raw);
   }
   return make_current(ctx_.get());
 }
