@@ -23,6 +23,13 @@ class memory_limits {
   memory_limits(const std::vector<vm_config>& vms, uint64_t local_limit_bytes);
   // The budget of the VM `vm_id` names; every other id (local-<pid>) shares the local one.
   std::shared_ptr<host::memory_budget> budget_for(const std::string& vm_id) const;
+  // Every budget (the VMs', then the local one), e.g. for metrics and vgpuctl:
+  // memory used and limit per VM are budget->used() and budget->limit().
+  template <typename F>
+  void for_each(F&& f) const {
+    for (const auto& [id, b] : vms_) f(*b);
+    f(*local_);
+  }
 
  private:
   std::map<std::string, std::shared_ptr<host::memory_budget>> vms_;
