@@ -76,7 +76,7 @@ TEST(LimitsConfig, HelpListsTheKeysAndBadValuesAreRefused) {
   ASSERT_TRUE(wait_process(help, 30, &status));
   const std::string out = read_file(dir + "/help.log");
   EXPECT_NE(out.find("local-memory-limit-mb"), std::string::npos) << out;
-  EXPECT_NE(out.find("memory-limit-mb"), std::string::npos) << out;
+  EXPECT_NE(out.find("vm.<id>.memory-limit-mb"), std::string::npos) << out;
 
   std::ofstream(dir + "/bad.conf") << "[vm.7]\nsocket=\"" << dir << "/vm7.sock\"\nmemory-limit-mb=-5\n";
   const pid_t bad = start_process({kMediator, "--config-file=" + dir + "/bad.conf", "--mediator.socket-path=" + dir + "/l.sock",

@@ -1,6 +1,7 @@
 // The per-VM memory budget (actors/executor/memory_budget.h): the limit, the
 // VM's view of memory, sessions sharing one budget, RAII give-backs.
 #include "actors/executor/memory_budget.h"
+#include "actors/memory_limits.h"
 
 #include <gtest/gtest.h>
 
@@ -103,6 +104,26 @@ TEST(MemoryBudget, ConcurrentChargesNeverPassTheLimit) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(granted.load(), 1000);
   EXPECT_EQ(b.used(), 1000u);
+}
+
+// A VM's sessions (its channels) all get its budget; local processes
+// (vm_id local-<pid>) share the local one.
+TEST(MemoryLimits, EachVmHasOneBudgetAndLocalProcessesShareOne) {
+  std::vector<vgpu::vm_config> vms(2);
+  vms[0].id = "111";
+  vms[0].memory_limit_bytes = 8192 * kMiB;
+  vms[1].id = "112";
+  const vgpu::memory_limits limits(vms, 256 * kMiB);
+  EXPECT_EQ(limits.budget_for("111"), limits.budget_for("111"));
+  EXPECT_EQ(limits.budget_for("111")->limit(), 8192 * kMiB);
+  EXPECT_EQ(limits.budget_for("112")->limit(), 0u);  // no memory-limit-mb: none
+  EXPECT_NE(limits.budget_for("111"), limits.budget_for("112"));
+  EXPECT_EQ(limits.budget_for("local-100"), limits.budget_for("local-200"));
+  EXPECT_EQ(limits.budget_for("local-100")->limit(), 256 * kMiB);
+  EXPECT_EQ(limits.budget_for("local-100")->vm_id(), "local");
+  int n = 0;
+  limits.for_each([&](const memory_budget&) { ++n; });
+  EXPECT_EQ(n, 3);
 }
 
 }  // namespace
