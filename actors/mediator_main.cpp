@@ -19,6 +19,7 @@
 #include "actors/actor_types.h"
 #include "actors/executor/executor.h"
 #include "actors/listener.h"
+#include "actors/memory_limits.h"
 #include "actors/vm_config.h"
 #include "protocol/region_layout.h"
 
@@ -42,7 +43,10 @@ struct mediator_config : caf::actor_system_config {
         .add(o.reference_devices, "reference-devices", "devices the reference executor poses as")
         .add(o.reference_memory_mb, "reference-memory-mb", "memory the reference executor reports")
         .add(o.module_dir, "module-dir", "folder of libvgpu-executor-cuda.so (default: <binary>/../lib)")
-        .add(o.stats_interval_s, "stats-interval-s", "seconds between 'Total processed' lines");
+        .add(o.stats_interval_s, "stats-interval-s", "seconds between 'Total processed' lines")
+        .add(o.local_memory_limit_mb, "local-memory-limit-mb",
+             "GPU memory (MiB) all local processes may hold together, 0: no limit; "
+             "a VM's is vm.<id>.memory-limit-mb");
   }
 };
 
@@ -120,6 +124,16 @@ int run(mediator_config& cfg) {
     spdlog::error("[vgpu] config: {}", why);
     return 2;
   }
+  if (o.local_memory_limit_mb > (size_t{1} << 40)) {
+    spdlog::error("[vgpu] config: local-memory-limit-mb is too large");
+    return 2;
+  }
+  // Every session gets its VM's memory budget from here on (memory_limits.h).
+  exec = make_limited_executor(
+      std::move(exec), std::make_shared<memory_limits>(vms, static_cast<uint64_t>(o.local_memory_limit_mb) << 20));
+  if (o.local_memory_limit_mb != 0 && !o.socket_path.empty()) {
+    spdlog::info("[vgpu] local processes: memory limit {} MiB (all together)", o.local_memory_limit_mb);
+  }
   // Every socket listens before any QEMU starts (QEMU never reconnects).
   std::vector<endpoint> endpoints;
   auto open_endpoint = [&](const std::string& path) -> std::unique_ptr<stub::ivshmem_server> {
@@ -173,6 +187,10 @@ int run(mediator_config& cfg) {
     ep.ring_size = o.ring_size;
     spdlog::info("[vgpu] vm_id={}: waiting for QEMU on {} (region {} MiB, {} channels)", vm.id, vm.socket_path,
                  vm.region_size >> 20, vm.channels);
+    if (vm.memory_limit_bytes != 0) {
+      spdlog::info("[vgpu] vm_id={}: memory limit {} MiB (all its processes together)", vm.id,
+                   vm.memory_limit_bytes >> 20);
+    }
     endpoints.push_back(std::move(ep));
   }
   if (endpoints.empty()) {

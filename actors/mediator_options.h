@@ -22,6 +22,9 @@ struct mediator_options {
   size_t reference_memory_mb = 16384;
   std::string module_dir;  // empty: <dir of the binary>/../lib
   int stats_interval_s = 10;
+  // GPU memory all local (non-VM) processes may hold together; 0: no limit.
+  // Each VM's own limit is its [vm.<id>] memory-limit-mb.
+  size_t local_memory_limit_mb = 0;
 };
 
 }  // namespace vgpu

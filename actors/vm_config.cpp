@@ -21,12 +21,18 @@ bool read_vm_configs(const caf::actor_system_config& cfg, std::vector<vm_config>
     vm.socket_path = caf::get_or(*section, "socket", std::string("/run/vgpu/vm" + id + ".sock"));
     const int64_t size = caf::get_or(*section, "region-size", static_cast<int64_t>(vm.region_size));
     const int64_t channels = caf::get_or(*section, "channels", static_cast<int64_t>(vm.channels));
+    const int64_t limit_mb = caf::get_or(*section, "memory-limit-mb", int64_t{0});
     if (size <= 0 || !protocol::is_power_of_two(static_cast<uint64_t>(size))) {
       *why = "vm." + id + ".region-size must be a power of two (QEMU's ivshmem refuses others)";
       return false;
     }
     if (channels < 1 || channels > 4096) {
       *why = "vm." + id + ".channels must be between 1 and 4096";
+      return false;
+    }
+    // Up to 2^40 MiB (an exabyte): MiB << 20 never overflows.
+    if (limit_mb < 0 || limit_mb > (int64_t{1} << 40)) {
+      *why = "vm." + id + ".memory-limit-mb must be 0 (no limit) or a positive number of MiB";
       return false;
     }
     for (const auto& other : *out)
@@ -36,6 +42,7 @@ bool read_vm_configs(const caf::actor_system_config& cfg, std::vector<vm_config>
       }
     vm.region_size = static_cast<uint64_t>(size);
     vm.channels = static_cast<uint32_t>(channels);
+    vm.memory_limit_bytes = static_cast<uint64_t>(limit_mb) << 20;
     out->push_back(vm);
   }
   return true;

@@ -4,8 +4,9 @@
 //   socket="/run/vgpu/vm111.sock"   # QEMU's ivshmem-doorbell chardev connects here
 //   region-size=268435456           # bytes of BAR2, a power of two
 //   channels=16                     # guest processes that can use the device at once
+//   memory-limit-mb=0               # GPU memory of all its processes together; 0: no limit
 //
-// Later issues add per-VM limits (memory, GPUs, share of GPU time) here.
+// Later issues add more per-VM limits (GPUs, share of GPU time) here.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,7 @@ struct vm_config {
   std::string socket_path;
   uint64_t region_size = 256ull << 20;
   uint32_t channels = 16;
+  uint64_t memory_limit_bytes = 0;  // memory-limit-mb; 0: no limit (actors/memory_limits.h)
 };
 
 // Reads every [vm.<id>] section. False and `why` on a bad value.

@@ -39,7 +39,8 @@ REQUIRED_BINS=(vgpu-mediator)
 GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
 # Guest libraries that go beside the guest programs in bin/.
 # Test programs of the other guest libraries: taken when built.
-OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern vgpu-bench)
+OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern vgpu-bench
+               vgpu-limits-test)
 # Scripts gpu-check runs (PyTorch through vgpu; vgpu-bench's compare.py).
 SCRIPTS=(tools/gpu/vgpu-pytorch-check tools/gpu/pytorch_check.py tools/bench/compare.py)
 GUEST_LIBS=(libvgpu_kernels_dl.so)

@@ -8,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "actors/executor/memory_budget.h"
 #include "host_handler.h"
 
 namespace vgpu::host {
@@ -15,6 +16,9 @@ namespace vgpu::host {
 struct session_info {
   std::string vm_id;
   uint64_t session_id = 0;
+  // The VM's memory budget, shared by all its sessions (actors/memory_limits.h);
+  // a session given none makes its own, unlimited.
+  std::shared_ptr<memory_budget> budget;
 };
 
 class executor {

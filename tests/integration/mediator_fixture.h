@@ -147,6 +147,8 @@ class MediatorFixture : public ::testing::Test {
   // The guest programs this fixture's tests run, as (path, what SetUp says when
   // it is missing); SetUp fails when one is not built.
   virtual std::vector<std::pair<std::string, std::string>> required_programs() const { return {}; }
+  // Options added to the mediator's command line (e.g. "--mediator.local-memory-limit-mb=256").
+  virtual std::vector<std::string> extra_mediator_args() const { return {}; }
 
   void SetUp() override {
     char tmpl[] = "/tmp/vgpu-it-XXXXXX";
@@ -159,9 +161,10 @@ class MediatorFixture : public ::testing::Test {
         << "vgpu's libcudart.so.13 not built in " << kShimDir;
     for (const auto& [path, what] : required_programs()) ASSERT_TRUE(file_exists(path)) << what << path;
 
-    pid_ = start_process({kMediator, "--mediator.socket-path=" + sock_, "--mediator.executor=" + test_executor(),
-                          "--mediator.log-level=info"},
-                         {}, log_);
+    std::vector<std::string> argv{kMediator, "--mediator.socket-path=" + sock_,
+                                  "--mediator.executor=" + test_executor(), "--mediator.log-level=info"};
+    for (const std::string& extra : extra_mediator_args()) argv.push_back(extra);
+    pid_ = start_process(argv, {}, log_);
     ASSERT_GT(pid_, 0) << read_file(log_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!socket_accepts(sock_)) {

@@ -60,6 +60,11 @@ for id in "${vms[@]}"; do
   [[ -n "$size" && -n "$channels" ]] || { problems+=("[vm.$id] lacks region-size= or channels="); continue; }
   want="vm_id=$id: waiting for QEMU on $TMP/vm$id.sock (region $((size >> 20)) MiB, $channels channels)"
   grep -qF "$want" "$LOG" || problems+=("no log line '$want'")
+  limit="$(sed -n 's/^memory-limit-mb=\([0-9]*\)$/\1/p' <<<"$section")"
+  if [[ -n "$limit" && "$limit" != 0 ]]; then
+    want="vm_id=$id: memory limit $limit MiB (all its processes together)"
+    grep -qF "$want" "$LOG" || problems+=("no log line '$want'")
+  fi
   [[ -S "$TMP/vm$id.sock" ]] || problems+=("no socket $TMP/vm$id.sock")
 done
 grep -q "mediator ready: listening on no local socket and ${#vms[@]} VM socket(s)" "$LOG" ||

@@ -166,7 +166,7 @@ CUresult cuda_session::ensure_context() {
 
 cuda_session::cuda_session(std::shared_ptr<shared_state> state, session_info info, int device,
                            owned_context ctx)
-    : state_(std::move(state)), info_(std::move(info)), device_(device), ctx_(std::move(ctx)) {
+    : state_(std::move(state)), info_(std::move(info)), budget_(info_.budget), device_(device), ctx_(std::move(ctx)) {
   spdlog::info("[cuda-executor] session {} opened for vm={} on GPU {} ({})", info_.session_id,
                info_.vm_id, device_, state_->gpus[static_cast<size_t>(device_)].name);
 }
@@ -389,8 +389,11 @@ cudaError_t cuda_session::on_cudaMalloc(call_context& c, uint64_t* devPtr, uint6
   if (size == 0) return cudaSuccess;  // as CUDA: success, null pointer
   spdlog::debug("[cuda-executor] cuMemAlloc: allocating {} bytes on physical GPU (vm={})", size,
                 c.vm_id);
+  memory_charge charge(budget_, size, "cuMemAlloc");
+  if (!charge.ok()) return cudaErrorMemoryAllocation;  // over the VM's memory limit
   CUdeviceptr p = 0;
   if (cudaError_t st = check(cuMemAlloc(&p, size), "cuMemAlloc", c); st != cudaSuccess) return st;
+  charge.keep();  // cudaFree (or the session's end) gives it back
   ledger_.add(p, size);
   state_->used.fetch_add(size, std::memory_order_relaxed);
   *devPtr = p;
@@ -417,20 +420,32 @@ cudaError_t cuda_session::on_cudaFree(call_context& c, uint64_t devPtr) {
   }
   ledger_.remove(devPtr);
   state_->used.fetch_sub(size, std::memory_order_relaxed);
+  budget_.refund(size);
   return cudaSuccess;
 }
 
+// The VM's view (memory_budget::view) of the driver's figures. NVML's memory
+// info and cuMemGetInfo in the guest are answered by this call too, so the
+// three always agree.
 cudaError_t cuda_session::on_cudaMemGetInfo(call_context& c, uint64_t* free, uint64_t* total) {
+  uint64_t real_free = 0;
+  uint64_t real_total = 0;
   // Before the session has a context (NVML's memory query), the host's NVML
   // answers, so that asking does not create one (cuda_session_nvml.cpp).
-  if (!ctx_ && memory_without_context(free, total)) return cudaSuccess;
-  VGPU_IN_SESSION_CONTEXT(c);
-  size_t f = 0;
-  size_t t = 0;
-  const cudaError_t st = check(cuMemGetInfo(&f, &t), "cuMemGetInfo", c);
-  *free = f;
-  *total = t;
-  return st;
+  if (ctx_ || !memory_without_context(&real_free, &real_total)) {
+    VGPU_IN_SESSION_CONTEXT(c);
+    size_t f = 0;
+    size_t t = 0;
+    if (const cudaError_t st = check(cuMemGetInfo(&f, &t), "cuMemGetInfo", c); st != cudaSuccess) {
+      *free = 0;
+      *total = 0;
+      return st;
+    }
+    real_free = f;
+    real_total = t;
+  }
+  budget_.view(real_free, real_total, free, total);
+  return cudaSuccess;
 }
 
 // --- copies and memsets -------------------------------------------------------

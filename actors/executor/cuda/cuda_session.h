@@ -109,6 +109,12 @@ class cuda_session final : public api_handler {
 
   std::shared_ptr<shared_state> state_;
   session_info info_;
+  // This session's part of its VM's memory budget (memory_budget.h): every
+  // allocation made for the guest takes its bytes here first. Module images
+  // (code, constants, __device__ variables) are not counted: the driver
+  // allocates them inside cuModuleLoadData and says nothing of their size.
+  // Declared before the context and everything in it: destroyed after them.
+  budget_share budget_;
   int device_;  // the ordinal the context was created on
   // Declared before what is created in it, so it is destroyed after all that.
   // Empty until the first call that needs it (ensure_context).
@@ -146,21 +152,31 @@ class cuda_session final : public api_handler {
   // this point), checks each member's `bytes` against the ledger, and puts the
   // checked copy in fresh stream-ordered device memory (*scratch, freed in
   // stream order after use): cuBLAS never reads an array the guest could still change.
+  // The scratch counts against the VM's memory budget while it exists.
+  struct device_scratch {
+    CUdeviceptr ptr = 0;
+    memory_charge charge;
+  };
   cublasStatus_t blas_pointer_array(const call_context& c, const blas_entry& e, uint64_t array,
-                                    int64_t count, uint64_t bytes, CUdeviceptr* scratch);
+                                    int64_t count, uint64_t bytes, device_scratch* scratch);
   handle_table<blas_entry> blas_handles_;
   // --- end cuBLAS --------------------------------------------------------------
   // --- driver API: virtual memory management (cuda_session_driver.cpp) ---------
   // cuMemCreate'd physical memory, by host-issued id. A handle the guest
   // released while still mapped is released at once (the driver keeps the
   // memory until its last unmap), so only live handles are here.
+  // Its bytes in the VM's budget are shared with its mappings: the budget gets
+  // them back at the last of cuMemRelease and cuMemUnmap, when the driver
+  // frees the memory (a released but mapped allocation still holds it).
   struct physical_alloc {
     CUmemGenericAllocationHandle handle = 0;
     uint64_t size = 0;
+    std::shared_ptr<memory_charge> charge;
   };
   struct vmm_mapping {
     uint64_t size = 0;
     uint64_t reservation = 0;  // base of the reservation it lies in
+    std::shared_ptr<memory_charge> charge;  // the mapped allocation's
   };
   // Is [ptr, ptr+len) inside mapped ranges of one reservation (chunks mapped
   // back to back count as one buffer, as on the GPU)?

@@ -43,22 +43,24 @@ cublasStatus_t logged(const char* call, const call_context& c, cublasStatus_t st
 }
 
 // A device scratch array, freed in stream order when it goes out of scope
-// (after the cuBLAS call that reads it was queued).
+// (after the cuBLAS call that reads it was queued); its charge on the VM's
+// budget goes back then too.
+template <typename Scratch>
 class stream_scratch {
  public:
   explicit stream_scratch(CUstream s) : stream_(s) {}
   ~stream_scratch() {
-    if (ptr_ != 0) cuMemFreeAsync(ptr_, stream_);
+    if (s_.ptr != 0) cuMemFreeAsync(s_.ptr, stream_);
   }
   stream_scratch(const stream_scratch&) = delete;
   stream_scratch& operator=(const stream_scratch&) = delete;
-  CUdeviceptr* out() { return &ptr_; }
+  Scratch* out() { return &s_; }
   template <typename T>
-  T as() const { return reinterpret_cast<T>(static_cast<uintptr_t>(ptr_)); }
+  T as() const { return reinterpret_cast<T>(static_cast<uintptr_t>(s_.ptr)); }
 
  private:
   CUstream stream_;
-  CUdeviceptr ptr_ = 0;
+  Scratch s_;
 };
 
 }  // namespace
@@ -86,7 +88,7 @@ cuda_session::blas_entry* cuda_session::ready_blas(const call_context& c, uint64
 
 cublasStatus_t cuda_session::blas_pointer_array(const call_context& c, const blas_entry& e,
                                                 uint64_t array, int64_t count, uint64_t bytes,
-                                                CUdeviceptr* scratch) {
+                                                device_scratch* scratch) {
   static constexpr const char* kCall = "cublas pointer array";
   const uint64_t list = static_cast<uint64_t>(count) * sizeof(uint64_t);
   if (check_range(kCall, c, array, list) != cudaSuccess) return invalid(kCall, c, "array outside the session's memory");
@@ -99,9 +101,12 @@ cublasStatus_t cuda_session::blas_pointer_array(const call_context& c, const bla
   if (bytes != 0)
     for (uint64_t p : ptrs)
       if (check_range(kCall, c, p, bytes) != cudaSuccess) return invalid(kCall, c, "member outside the session's memory");
-  if (const CUresult r = cuMemAllocAsync(scratch, list, e.stream); r != CUDA_SUCCESS) return failed(kCall, c, r);
+  // Allocated for the guest, so on its VM's budget (given back with the scratch).
+  scratch->charge = memory_charge(budget_, list, "cuBLAS pointer array");
+  if (!scratch->charge.ok()) return CUBLAS_STATUS_ALLOC_FAILED;
+  if (const CUresult r = cuMemAllocAsync(&scratch->ptr, list, e.stream); r != CUDA_SUCCESS) return failed(kCall, c, r);
   // From pageable memory the copy has taken the bytes when it returns.
-  if (const CUresult r = cuMemcpyHtoDAsync(*scratch, ptrs.data(), list, e.stream); r != CUDA_SUCCESS)
+  if (const CUresult r = cuMemcpyHtoDAsync(scratch->ptr, ptrs.data(), list, e.stream); r != CUDA_SUCCESS)
     return failed(kCall, c, r);
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -222,7 +227,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
   const int ilda = static_cast<int>(lda), ildb = static_cast<int>(ldb), ildc = static_cast<int>(ldc);
 
   if (flags & shapes::kPointerArrays) {
-    stream_scratch sa(e->stream), sb(e->stream), sc(e->stream);
+    stream_scratch<device_scratch> sa(e->stream), sb(e->stream), sc(e->stream);
     for (auto [arr, bytes, out] : {std::make_tuple(A, ab, sa.out()), std::make_tuple(B, bb, sb.out()),
                                    std::make_tuple(C, cb, sc.out())})
       if (const cublasStatus_t st = blas_pointer_array(c, *e, arr, batch, bytes, out); st != CUBLAS_STATUS_SUCCESS)
@@ -481,7 +486,7 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
     return logged(kCall, c, cublasDtrsm(h, sd, fl, op, dg, int(m), int(n), static_cast<const double*>(pa),
                                         reinterpret_cast<const double*>(A), int(lda), reinterpret_cast<double*>(B), int(ldb)));
   }
-  stream_scratch sa(e->stream), sb(e->stream);
+  stream_scratch<device_scratch> sa(e->stream), sb(e->stream);
   if (const cublasStatus_t st = blas_pointer_array(c, *e, A, batch, ab, sa.out()); st != CUBLAS_STATUS_SUCCESS) return st;
   if (const cublasStatus_t st = blas_pointer_array(c, *e, B, batch, bb, sb.out()); st != CUBLAS_STATUS_SUCCESS) return st;
   if (dtype == CUDA_R_32F)
@@ -511,7 +516,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrfBatched(call_context& c, uint64_t h
   if (check_range(kCall, c, info, count * sizeof(int)) != cudaSuccess ||
       (pivots != 0 && n > 0 && check_range(kCall, c, pivots, count * static_cast<uint64_t>(n) * sizeof(int)) != cudaSuccess))
     return invalid(kCall, c, "pivots or info outside the session's memory");
-  stream_scratch sa(e->stream);
+  stream_scratch<device_scratch> sa(e->stream);
   if (const cublasStatus_t st = blas_pointer_array(c, *e, Aarray, batch, ab, sa.out()); st != CUBLAS_STATUS_SUCCESS)
     return st;
   cublasHandle_t h = e->handle.get();
@@ -541,7 +546,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrsBatched(call_context& c, uint64_t h
   const uint64_t count = static_cast<uint64_t>(batch);
   if (pivots != 0 && check_range(kCall, c, pivots, count * static_cast<uint64_t>(n) * sizeof(int)) != cudaSuccess)
     return invalid(kCall, c, "pivots outside the session's memory");
-  stream_scratch sa(e->stream), sb(e->stream);
+  stream_scratch<device_scratch> sa(e->stream), sb(e->stream);
   if (const cublasStatus_t st = blas_pointer_array(c, *e, Aarray, batch, ab, sa.out()); st != CUBLAS_STATUS_SUCCESS)
     return st;
   if (const cublasStatus_t st = blas_pointer_array(c, *e, Barray, batch, bb, sb.out()); st != CUBLAS_STATUS_SUCCESS)

@@ -113,10 +113,12 @@ cudaError_t cuda_session::on_vgpuMemCreate(call_context& c, uint64_t* handle, ui
   if (!state_->device_ok(device)) return cudaErrorInvalidDevice;
   if (size == 0) return cudaErrorInvalidValue;
   const CUmemAllocationProp prop = device_memory(device_);
+  auto charge = std::make_shared<memory_charge>(budget_, size, "cuMemCreate");
+  if (!charge->ok()) return cudaErrorMemoryAllocation;  // over the VM's memory limit
   CUmemGenericAllocationHandle h = 0;
   // The driver checks the size against the granularity.
   if (cudaError_t st = check(cuMemCreate(&h, size, &prop, 0), "cuMemCreate", c); st != cudaSuccess) return st;
-  *handle = physical_.add(physical_alloc{h, size});
+  *handle = physical_.add(physical_alloc{h, size, std::move(charge)});
   physical_bytes_ += size;
   state_->used.fetch_add(size, std::memory_order_relaxed);
   spdlog::debug("[cuda-executor] cuMemCreate: {} bytes on GPU {} as handle {:#x} (vm={})", size, device_, *handle,
@@ -207,7 +209,7 @@ cudaError_t cuda_session::on_vgpuMemMap(call_context& c, uint64_t ptr, uint64_t 
       st != cudaSuccess) {
     return st;
   }
-  mappings_.emplace(ptr, vmm_mapping{size, r->first});
+  mappings_.emplace(ptr, vmm_mapping{size, r->first, p->charge});
   return cudaSuccess;
 }
 
@@ -365,8 +367,11 @@ cudaError_t cuda_session::on_vgpuMallocAsync(call_context& c, uint64_t* ptr, uin
   CUstream s = nullptr;
   if (!resolve_stream(stream, &s)) return bad_handle("cudaMallocAsync", "stream", stream, c);
   if (size == 0) return cudaSuccess;
+  memory_charge charge(budget_, size, "cuMemAllocAsync");
+  if (!charge.ok()) return cudaErrorMemoryAllocation;  // over the VM's memory limit
   CUdeviceptr p = 0;
   if (cudaError_t st = check(cuMemAllocAsync(&p, size, s), "cuMemAllocAsync", c); st != cudaSuccess) return st;
+  charge.keep();  // cudaFreeAsync, cudaFree or the session's end gives it back
   ledger_.add(p, size);
   state_->used.fetch_add(size, std::memory_order_relaxed);
   *ptr = p;
@@ -393,6 +398,9 @@ cudaError_t cuda_session::on_vgpuFreeAsync(call_context& c, uint64_t ptr, uint64
   // checked already, and nothing after it may name the memory.
   ledger_.remove(ptr);
   state_->used.fetch_sub(size, std::memory_order_relaxed);
+  // Back in the budget at once, though the pool may hand the bytes out again
+  // only when the stream gets there: the budget counts what the guest holds.
+  budget_.refund(size);
   return cudaSuccess;
 }
 

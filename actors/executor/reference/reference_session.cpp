@@ -25,7 +25,7 @@ const char* mode(uint32_t flags) { return (flags & kAsyncFlag) ? "async" : "sync
 }  // namespace
 
 reference_session::reference_session(std::shared_ptr<shared_state> state, session_info info)
-    : state_(std::move(state)), info_(std::move(info)) {
+    : state_(std::move(state)), info_(std::move(info)), budget_(info_.budget) {
   spdlog::info("[reference-executor] session {} opened for vm={}", info_.session_id, info_.vm_id);
 }
 
@@ -167,8 +167,11 @@ cudaError_t reference_session::on_cudaMalloc(call_context& ctx, uint64_t* devPtr
   if (size == 0) return cudaSuccess;  // as CUDA: success, null pointer
   spdlog::debug("[reference-executor] cudaMalloc: allocating {} bytes in host RAM (vm={})", size,
                 ctx.vm_id);
+  memory_charge charge(budget_, size, "cudaMalloc");
+  if (!charge.ok()) return cudaErrorMemoryAllocation;  // over the VM's memory limit
   uint64_t base = 0;
   if (cudaError_t st = allocate("cudaMalloc", size, &base); st != cudaSuccess) return st;
+  charge.keep();  // cudaFree (or the session's end) gives it back
   *devPtr = base;
   spdlog::debug("[reference-executor] cudaMalloc: allocated 0x{:x} in host RAM", base);
   return cudaSuccess;
@@ -193,13 +196,15 @@ cudaError_t reference_session::on_cudaFree(call_context& ctx, uint64_t devPtr) {
   spdlog::debug("[reference-executor] cudaFree: freeing {} bytes (vm={})", size, ctx.vm_id);
   memory_.erase(devPtr);
   state_->release(size);
+  budget_.refund(size);
   return cudaSuccess;
 }
 
+// The VM's view (memory_budget::view) of the memory this executor poses as.
+// NVML's memory info and cuMemGetInfo are answered by this call too.
 cudaError_t reference_session::on_cudaMemGetInfo(call_context&, uint64_t* free, uint64_t* total) {
-  const uint64_t limit = state_->opts().memory_bytes;
-  *total = limit;
-  *free = limit - state_->used();
+  const uint64_t real_total = state_->opts().memory_bytes;
+  budget_.view(real_total - state_->used(), real_total, free, total);
   return cudaSuccess;
 }
 

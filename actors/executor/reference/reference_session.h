@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "actors/executor/fatbin/module_info.h"
@@ -94,6 +95,11 @@ class reference_session final : public api_handler {
 
   std::shared_ptr<shared_state> state_;
   session_info info_;
+  // This session's part of its VM's memory budget (memory_budget.h): what the
+  // guest allocates itself (cudaMalloc, cudaMallocAsync, cuMemCreate) counts,
+  // module variables do not (as on the cuda executor, which cannot measure
+  // them). Declared before every allocation so that it is destroyed after them.
+  budget_share budget_;
   allocation_ledger ledger_;
   std::map<uint64_t, host_block> memory_;  // device base -> its host bytes
   handle_table<stream_state> streams_;
@@ -127,7 +133,12 @@ class reference_session final : public api_handler {
     int fd = -1;
     uint64_t size = 0;
     shared_state* state = nullptr;  // its bytes count against the memory until released
-    vmm_physical(int f, uint64_t s, shared_state* st) : fd(f), size(s), state(st) {}
+    // Its bytes in the VM's budget, shared with its mappings: the budget gets
+    // them back at the last of cuMemRelease and cuMemUnmap, when the driver
+    // frees the memory (a released but mapped allocation still holds it).
+    std::shared_ptr<memory_charge> charge;
+    vmm_physical(int f, uint64_t s, shared_state* st, std::shared_ptr<memory_charge> c)
+        : fd(f), size(s), state(st), charge(std::move(c)) {}
     ~vmm_physical();
     vmm_physical(const vmm_physical&) = delete;
     vmm_physical& operator=(const vmm_physical&) = delete;
@@ -136,6 +147,7 @@ class reference_session final : public api_handler {
     uint64_t size = 0;
     uint64_t reservation = 0;
     uint32_t access[8] = {};  // CUmemAccess_flags per device ordinal
+    std::shared_ptr<memory_charge> charge;  // the mapped allocation's (see vmm_physical)
   };
   // Inside mappings of one reservation, back to back (see cuda_session.h).
   bool mapped_covers(uint64_t ptr, uint64_t len) const;

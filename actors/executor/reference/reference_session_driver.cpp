@@ -89,12 +89,15 @@ cudaError_t reference_session::on_vgpuMemCreate(call_context& ctx, uint64_t* han
   *handle = 0;
   if (!device_ok(device)) return cudaErrorInvalidDevice;
   if (size == 0 || size % kGranularity != 0) return refuse("cuMemCreate", "is not granularity-sized", 0, size, ctx);
+  auto charge = std::make_shared<memory_charge>(budget_, size, "cuMemCreate");
+  if (!charge->ok()) return cudaErrorMemoryAllocation;  // over the VM's memory limit
   if (!state_->reserve(size)) {
     spdlog::debug("[reference-executor] cuMemCreate: {} bytes exceed the memory left (vm={})", size, ctx.vm_id);
     return cudaErrorMemoryAllocation;
   }
   const int fd = memfd_create("vgpu-reference-vmm", MFD_CLOEXEC);
-  auto p = std::make_unique<vmm_physical>(fd, size, state_.get());  // releases the bytes on any failure
+  // Releases the bytes (memory and budget) on any failure, and at cuMemRelease.
+  auto p = std::make_unique<vmm_physical>(fd, size, state_.get(), std::move(charge));
   if (fd < 0 || ftruncate(fd, static_cast<off_t>(size)) != 0) {
     spdlog::debug("[reference-executor] cuMemCreate: host memfd of {} bytes refused (vm={})", size, ctx.vm_id);
     return cudaErrorMemoryAllocation;
@@ -171,7 +174,7 @@ cudaError_t reference_session::on_vgpuMemMap(call_context& ctx, uint64_t ptr, ui
   }
   void* host = mmap(r->second->host + at, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, phys.fd, 0);
   if (host == MAP_FAILED) return cudaErrorMemoryAllocation;
-  mappings_.emplace(ptr, vmm_mapping{size, r->first, {}});
+  mappings_.emplace(ptr, vmm_mapping{size, r->first, {}, phys.charge});
   return cudaSuccess;
 }
 
