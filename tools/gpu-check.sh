@@ -46,7 +46,7 @@ TIMEOUT_S="${VGPU_CHECK_TIMEOUT:-120}"
 ITERS="${VGPU_CHECK_ITERS:-20000}"
 KERNEL_ITERS="${VGPU_CHECK_KERNEL_ITERS:-100000}"
 ONLY="${VGPU_CHECK_ONLY:-}"
-LAT_VGPU="" LAT_NATIVE="" KB_VGPU="" KB_NATIVE=""
+LAT_VGPU="" LAT_NATIVE="" KB_VGPU="" KB_NATIVE="" BENCH_VGPU="" BENCH_NATIVE=""
 CUDA_LIB=/usr/local/cuda/lib64
 MEDIATOR="$PKG/bin/vgpu-mediator"
 MODULE="$PKG/lib/libvgpu-executor-cuda.so"
@@ -334,6 +334,12 @@ run_checks() {
     KB_VGPU="$LAST_LOG"
     check "vgpu-kernel-bench" native vgpu-kernel-bench --iters "$KERNEL_ITERS"
     KB_NATIVE="$LAST_LOG"
+    if [[ -x "$PKG/bin/vgpu-bench" ]]; then  # every figure of the performance issue, with targets
+      check "vgpu-bench" native vgpu-bench
+      BENCH_NATIVE="$LAST_LOG"
+      check "vgpu-bench" vgpu vgpu-bench
+      BENCH_VGPU="$LAST_LOG"
+    fi
     if [[ -x "$PKG/bin/vgpu-cublas-test" ]]; then  # SGEMM 64 call rate (target >= 0.8 x native)
       check "cublas SGEMM-64 rate" native vgpu-cublas-test bench --seconds 3 --size 64
       grep -E 'rate|/s' "$LAST_LOG" | sed 's/^/    native | /'
@@ -438,6 +444,11 @@ report() {
   ((HIDDEN)) || echo "(the vgpu runs were NOT isolated from the driver: see the warning above)"
 
   [[ -n "$LAT_VGPU" ]] && report_figures
+  if [[ -n "$BENCH_VGPU" ]]; then
+    echo
+    echo "================================================================ vgpu-bench (vgpu / native, targets)"
+    python3 "$PKG/bin/compare.py" "$BENCH_NATIVE" "$BENCH_VGPU" || true
+  fi
 
   echo
   echo "================================================================ mediator log (excerpt)"
