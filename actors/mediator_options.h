@@ -22,6 +22,11 @@ struct mediator_options {
   size_t reference_memory_mb = 16384;
   std::string module_dir;  // empty: <dir of the binary>/../lib
   int stats_interval_s = 10;
+  // Prometheus endpoint (host:port, loopback by default); empty = off.
+  std::string metrics_listen = "127.0.0.1:9464";
+  // vgpuctl's UNIX socket; empty = control.sock next to socket-path
+  // (/run/vgpu/control.sock without one); "off" = none.
+  std::string control_socket;
 };
 
 }  // namespace vgpu
