@@ -148,6 +148,9 @@ class MediatorFixture : public ::testing::Test {
   // it is missing); SetUp fails when one is not built.
   virtual std::vector<std::pair<std::string, std::string>> required_programs() const { return {}; }
 
+  // Mediator arguments of a fixture's own (called in SetUp, once dir_ exists).
+  virtual std::vector<std::string> extra_mediator_args() { return {}; }
+
   void SetUp() override {
     char tmpl[] = "/tmp/vgpu-it-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr) << std::strerror(errno);
@@ -159,9 +162,15 @@ class MediatorFixture : public ::testing::Test {
         << "vgpu's libcudart.so.13 not built in " << kShimDir;
     for (const auto& [path, what] : required_programs()) ASSERT_TRUE(file_exists(path)) << what << path;
 
-    pid_ = start_process({kMediator, "--mediator.socket-path=" + sock_, "--mediator.executor=" + test_executor(),
-                          "--mediator.log-level=info"},
-                         {}, log_);
+    std::vector<std::string> argv{kMediator, "--mediator.socket-path=" + sock_,
+                                  "--mediator.executor=" + test_executor(), "--mediator.log-level=info"};
+    const std::vector<std::string> extra = extra_mediator_args();
+    // No fixed metrics port unless a test asks: mediators of tests run side by side.
+    bool metrics_given = false;
+    for (const std::string& a : extra) metrics_given |= a.rfind("--mediator.metrics-listen=", 0) == 0;
+    if (!metrics_given) argv.push_back("--mediator.metrics-listen=\"\"");
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    pid_ = start_process(argv, {}, log_);
     ASSERT_GT(pid_, 0) << read_file(log_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!socket_accepts(sock_)) {
