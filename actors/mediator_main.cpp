@@ -98,12 +98,15 @@ std::unique_ptr<host::executor> choose_executor(const mediator_options& o) {
   return host::make_reference_executor(ref);
 }
 
-// Where vgpuctl finds the mediator: control-socket, or beside the local socket.
-std::string control_path(const mediator_options& o) {
+// Where vgpuctl finds the mediator: control-socket, or control.sock beside the
+// local socket (without one, beside the first VM's socket: the same folder,
+// /run/vgpu, in the default layout).
+std::string control_path(const mediator_options& o, const std::vector<vm_config>& vms) {
   if (o.control_socket == "off") return "";
   if (!o.control_socket.empty()) return o.control_socket;
-  const std::filesystem::path p(o.socket_path.empty() ? std::string(control::kDefaultSocket) : o.socket_path);
-  return (p.parent_path() / "control.sock").string();
+  std::string beside = o.socket_path;
+  if (beside.empty()) beside = vms.empty() ? std::string(control::kDefaultSocket) : vms.front().socket_path;
+  return (std::filesystem::path(beside).parent_path() / "control.sock").string();
 }
 
 bool check_options(const mediator_options& o) {
@@ -234,8 +237,9 @@ int run(mediator_config& cfg) {
     else
       spdlog::error("[vgpu] metrics: {}: the mediator runs without metrics", why);
   }
-  control::mediator_info info{VGPU_VERSION, o.socket_path, control_path(o),
+  control::mediator_info info{VGPU_VERSION, o.socket_path, "",
                               metrics ? metrics->address() : std::string()};
+  info.control_path = control_path(o, vms);
   std::unique_ptr<control::control_server> ctl;
   if (!info.control_path.empty()) {
     ctl = control::control_server::start(reg, info, &why);

@@ -352,8 +352,11 @@ bool worker_loop::serve_all() {
     }
   }
   for (uint64_t id : broken) end_session(id, "guest broke the protocol");
-  wstats_->queue_depth.store(queued, std::memory_order_relaxed);
-  wstats_->waiting.store(waiting, std::memory_order_relaxed);
+  // Written only when they change: an idle worker passes here every spin.
+  if (wstats_->queue_depth.load(std::memory_order_relaxed) != queued)
+    wstats_->queue_depth.store(queued, std::memory_order_relaxed);
+  if (wstats_->waiting.load(std::memory_order_relaxed) != waiting)
+    wstats_->waiting.store(waiting, std::memory_order_relaxed);
   return did;
 }
 

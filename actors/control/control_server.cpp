@@ -50,7 +50,14 @@ std::unique_ptr<control_server> control_server::start(stats::registry& reg, medi
   }
   addr.sun_family = AF_UNIX;
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ::unlink(path.c_str());  // a stale file of a mediator that did not stop cleanly
+  // A file left by a mediator that did not stop cleanly is replaced; one that
+  // a running mediator answers on is not taken from it.
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    *why = path + " is in use by another running mediator";
+    return nullptr;
+  }
+  fd.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ::unlink(path.c_str());
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd.get(), 16) != 0) {
     *why = "cannot listen on " + path + ": " + std::strerror(errno);
     return nullptr;

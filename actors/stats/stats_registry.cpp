@@ -69,11 +69,6 @@ worker_stats& registry::add_worker(const std::string& name) {
   return *workers_.back();
 }
 
-const std::string& registry::worker_name(uint32_t index) const {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return index < workers_.size() ? workers_[index]->name : kNoWorker;
-}
-
 std::shared_ptr<session_stats> registry::open_session(uint64_t id, const std::string& vm_id, bool is_vm, int pid) {
   auto s = std::make_shared<session_stats>(id, vm_id, is_vm, pid);
   std::lock_guard<std::mutex> lock(mutex_);

@@ -85,7 +85,6 @@ class registry {
   void set_endpoints(std::vector<endpoint_info> e);
   // Before the workers start; the returned object lives as long as the registry.
   worker_stats& add_worker(const std::string& name);
-  const std::string& worker_name(uint32_t index) const;
 
   // A new connection. The worker marks it ended; the registry folds it into
   // its VM's figures at the next snapshot.
