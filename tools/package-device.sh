@@ -39,7 +39,7 @@ REQUIRED_BINS=(vgpu-mediator)
 GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-latency vgpu-kernel-test vgpu-kernel-bench)
 # Guest libraries that go beside the guest programs in bin/.
 # Test programs of the other guest libraries: taken when built.
-OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern)
+OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern vgpuctl)
 # Scripts gpu-check runs (PyTorch through vgpu).
 SCRIPTS=(tools/gpu/vgpu-pytorch-check tools/gpu/pytorch_check.py)
 GUEST_LIBS=(libvgpu_kernels_dl.so)

@@ -130,7 +130,7 @@ void control_server::sample_rates() {
   const double secs = last_sample_ns_ ? static_cast<double>(now - last_sample_ns_) / 1e9 : 0.0;
   for (const auto& v : snap.vms) {
     const auto it = last_calls_.find(v.id);
-    const uint64_t before = it == last_calls_.end() ? v.use.calls : it->second;
+    const uint64_t before = it == last_calls_.end() ? 0 : it->second;  // a VM new since the last sample
     rates_[v.id] = secs > 0 && v.use.calls >= before ? static_cast<double>(v.use.calls - before) / secs : 0.0;
     last_calls_[v.id] = v.use.calls;
   }
