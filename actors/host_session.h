@@ -14,6 +14,7 @@
 
 #include "actors/channel_notifier.h"
 #include "actors/executor/call_context.h"
+#include "actors/stats/session_stats.h"
 #include "host_handler.h"
 #include "protocol/message.h"
 #include "stub/host_channel.h"
@@ -36,6 +37,12 @@ struct channel_state {
   cudaError_t deferred_error = cudaSuccess;
   // The claim generation the host has taken over (protocol: channel_slot).
   uint32_t seen_generation = 0;
+  // Statistics (worker thread only): the waiting call's trace entry and when
+  // it was taken off the ring; the device memory this channel's handler held
+  // at its last call.
+  size_t waiting_trace = 0;
+  uint64_t waiting_received_ns = 0;
+  uint64_t memory = 0;
 };
 
 struct host_session {
@@ -48,6 +55,9 @@ struct host_session {
   std::atomic<uint64_t> processed{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<uint64_t> data_bytes{0};  // bulk bytes moved through the data area, either way
+  // What vgpuctl and the metrics see of this session (never null once listed).
+  std::shared_ptr<stats::session_stats> stats;
+  uint64_t memory = 0;  // sum of the channels' memory (worker thread only)
   bool is_vm = false;  // a VM's QEMU (several guest processes), not one local process
   // Cleared when the session ends, so its endpoint accepts the next connection.
   std::shared_ptr<std::atomic<bool>> endpoint_busy;

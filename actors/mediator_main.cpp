@@ -17,9 +17,13 @@
 #include <spdlog/spdlog.h>
 
 #include "actors/actor_types.h"
+#include "actors/control/control_server.h"
+#include "protocol/control_protocol.h"
 #include "actors/executor/executor.h"
 #include "actors/listener.h"
 #include "actors/memory_limits.h"
+#include "actors/stats/metrics_exporter.h"
+#include "actors/stats/stats_registry.h"
 #include "actors/vm_config.h"
 #include "protocol/region_layout.h"
 
@@ -46,7 +50,9 @@ struct mediator_config : caf::actor_system_config {
         .add(o.stats_interval_s, "stats-interval-s", "seconds between 'Total processed' lines")
         .add(o.local_memory_limit_mb, "local-memory-limit-mb",
              "GPU memory (MiB) all local processes may hold together, 0: no limit; "
-             "a VM's is vm.<id>.memory-limit-mb");
+             "a VM's is vm.<id>.memory-limit-mb")
+        .add(o.metrics_listen, "metrics-listen", "Prometheus endpoint host:port (empty: off)")
+        .add(o.control_socket, "control-socket", "vgpuctl's UNIX socket (empty: control.sock beside socket-path; \"off\": none)");
   }
 };
 
@@ -96,6 +102,17 @@ std::unique_ptr<host::executor> choose_executor(const mediator_options& o) {
   return host::make_reference_executor(ref);
 }
 
+// Where vgpuctl finds the mediator: control-socket, or control.sock beside the
+// local socket (without one, beside the first VM's socket: the same folder,
+// /run/vgpu, in the default layout).
+std::string control_path(const mediator_options& o, const std::vector<vm_config>& vms) {
+  if (o.control_socket == "off") return "";
+  if (!o.control_socket.empty()) return o.control_socket;
+  std::string beside = o.socket_path;
+  if (beside.empty()) beside = vms.empty() ? std::string(control::kDefaultSocket) : vms.front().socket_path;
+  return (std::filesystem::path(beside).parent_path() / "control.sock").string();
+}
+
 bool check_options(const mediator_options& o) {
   if (!protocol::is_power_of_two(o.region_size) || !protocol::is_power_of_two(o.ring_size)) {
     spdlog::error("[vgpu] region-size and ring-size must be powers of two");
@@ -136,6 +153,25 @@ int run(mediator_config& cfg) {
   }
   // Every socket listens before any QEMU starts (QEMU never reconnects).
   std::vector<endpoint> endpoints;
+  // Who may connect: QEMU often runs as another user (libvirt-qemu, group kvm).
+  auto set_access = [&](const std::string& path) {
+    if (!o.socket_group.empty()) {
+      const group* g = getgrnam(o.socket_group.c_str());
+      if (!g || chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+        spdlog::error("[vgpu] socket-group {}: {}", o.socket_group, g ? std::strerror(errno) : "no such group");
+        return false;
+      }
+    }
+    if (!o.socket_mode.empty()) {
+      char* end = nullptr;
+      const long mode = std::strtol(o.socket_mode.c_str(), &end, 8);
+      if (*end != '\0' || mode < 0 || mode > 0777 || chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
+        spdlog::error("[vgpu] socket-mode '{}': an octal mode such as 0660 is needed", o.socket_mode);
+        return false;
+      }
+    }
+    return true;
+  };
   auto open_endpoint = [&](const std::string& path) -> std::unique_ptr<stub::ivshmem_server> {
     const std::filesystem::path p(path);
     std::error_code ec;
@@ -145,22 +181,7 @@ int run(mediator_config& cfg) {
       spdlog::error("[vgpu] {}", why);
       return server;
     }
-    // Who may connect: QEMU often runs as another user (libvirt-qemu, group kvm).
-    if (!o.socket_group.empty()) {
-      const group* g = getgrnam(o.socket_group.c_str());
-      if (!g || chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
-        spdlog::error("[vgpu] socket-group {}: {}", o.socket_group, g ? std::strerror(errno) : "no such group");
-        return nullptr;
-      }
-    }
-    if (!o.socket_mode.empty()) {
-      char* end = nullptr;
-      const long mode = std::strtol(o.socket_mode.c_str(), &end, 8);
-      if (*end != '\0' || mode < 0 || mode > 0777 || chmod(path.c_str(), static_cast<mode_t>(mode)) != 0) {
-        spdlog::error("[vgpu] socket-mode '{}': an octal mode such as 0660 is needed", o.socket_mode);
-        return nullptr;
-      }
-    }
+    if (!set_access(path)) return nullptr;
     return server;
   };
   if (!o.socket_path.empty()) {
@@ -205,18 +226,54 @@ int run(mediator_config& cfg) {
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
+  // What vgpuctl and the metrics read: the data plane writes it lock-free.
+  stats::registry reg;
+  {
+    host::executor* e = exec.get();
+    reg.set_executor(stats::executor_info{exec->kind(), exec->describe(), exec->is_gpu(), exec->device_count(),
+                                          [e] { return e->bytes_in_use(); }});
+    std::vector<stats::endpoint_info> eps;
+    if (!o.socket_path.empty()) eps.push_back(stats::endpoint_info{"", o.socket_path, false});
+    for (const auto& vm : vms) eps.push_back(stats::endpoint_info{vm.id, vm.socket_path, true});
+    reg.set_endpoints(std::move(eps));
+  }
+
   std::vector<std::shared_ptr<worker_loop>> loops;
   for (int d = 0; d < exec->device_count(); ++d)
-    for (int w = 0; w < o.workers_per_gpu; ++w)
-      loops.push_back(std::make_shared<worker_loop>(
-          *exec, worker_loop::options{"gpu" + std::to_string(d) + "/w" + std::to_string(w), o.spin_us}));
+    for (int w = 0; w < o.workers_per_gpu; ++w) {
+      const std::string name = "gpu" + std::to_string(d) + "/w" + std::to_string(w);
+      worker_loop::options wo{name, o.spin_us, static_cast<uint32_t>(loops.size()), &reg.add_worker(name)};
+      loops.push_back(std::make_shared<worker_loop>(*exec, wo));
+    }
+
+  // A metrics or control problem is logged, never a reason to refuse the guests.
+  std::unique_ptr<stats::metrics_exporter> metrics;
+  if (!o.metrics_listen.empty()) {
+    metrics = stats::metrics_exporter::start(reg, o.metrics_listen, &why);
+    if (metrics)
+      spdlog::info("[vgpu] metrics: Prometheus endpoint on http://{}/metrics", metrics->address());
+    else
+      spdlog::error("[vgpu] metrics: {}: the mediator runs without metrics", why);
+  }
+  control::mediator_info info{VGPU_VERSION, o.socket_path, "",
+                              metrics ? metrics->address() : std::string()};
+  info.control_path = control_path(o, vms);
+  std::unique_ptr<control::control_server> ctl;
+  if (!info.control_path.empty()) {
+    ctl = control::control_server::start(reg, info, &why);
+    if (ctl && set_access(info.control_path))
+      spdlog::info("[vgpu] control socket for vgpuctl: {}", info.control_path);
+    else if (!ctl)
+      spdlog::error("[vgpu] control socket: {}: vgpuctl cannot reach this mediator", why);
+  }
 
   int status = 0;
   {
     caf::actor_system sys{cfg};
     auto sup = spawn_supervisor(sys, loops, o);
     {
-      listener front(std::move(endpoints), [sup](session_ptr s) {
+      listener front(std::move(endpoints), [sup, &reg](session_ptr s) {
+        s->stats = reg.open_session(s->id, s->vm_id, s->is_vm, s->link ? static_cast<int>(s->link->pid) : 0);
         caf::anon_send(sup, connected_atom::value, std::move(s));
       });
       spdlog::info("[vgpu] mediator ready: listening on {} and {} VM socket(s) ({} executor, {} GPU worker(s))",

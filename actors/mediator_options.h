@@ -25,6 +25,11 @@ struct mediator_options {
   // GPU memory all local (non-VM) processes may hold together; 0: no limit.
   // Each VM's own limit is its [vm.<id>] memory-limit-mb.
   size_t local_memory_limit_mb = 0;
+  // Prometheus endpoint (host:port, loopback by default); empty = off.
+  std::string metrics_listen = "127.0.0.1:9464";
+  // vgpuctl's UNIX socket; empty = control.sock next to socket-path
+  // (/run/vgpu/control.sock without one); "off" = none.
+  std::string control_socket;
 };
 
 }  // namespace vgpu

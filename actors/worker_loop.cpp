@@ -36,6 +36,8 @@ const char* call_name_or_unknown(uint16_t id) {
 
 worker_loop::worker_loop(host::executor& exec, options opts)
     : exec_(exec), opts_(std::move(opts)), request_buf_(protocol::kMaxRecordBody) {
+  if (!opts_.stats) own_stats_ = std::make_unique<stats::worker_stats>(opts_.name);
+  wstats_ = opts_.stats ? opts_.stats : own_stats_.get();
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   control_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   epoll_event ev{};
@@ -106,12 +108,31 @@ void worker_loop::apply_commands() {
       s->pinned_region = exec_.pin_region(region.base(), region.layout().region_bytes, &why);
       if (!s->pinned_region && !why.empty())
         spdlog::warn("[vgpu] vm_id={}: region not pinned ({}): copies go through the driver's staging", s->vm_id, why);
+      if (!s->stats) s->stats = std::make_shared<stats::session_stats>(s->id, s->vm_id, s->is_vm, 0);
+      s->stats->worker.store(opts_.index, std::memory_order_relaxed);
       sessions_.push_back(std::move(s));
     } else {
       end_session(c.detach_id, c.reason);
     }
   }
   session_count_.store(sessions_.size(), std::memory_order_relaxed);
+  wstats_->sessions.store(sessions_.size(), std::memory_order_relaxed);
+}
+
+// The memory a channel's handler holds moved: the session's figure follows.
+void worker_loop::account_memory(host_session& s, channel_state& c) {
+  const uint64_t now = c.handler ? c.handler->device_bytes() : 0;
+  if (now == c.memory) return;
+  s.memory = s.memory - c.memory + now;
+  c.memory = now;
+  s.stats->set_memory(s.memory);
+}
+
+// The channel's handler is about to go (its memory with it).
+void worker_loop::drop_memory(host_session& s, channel_state& c) {
+  s.memory -= c.memory;
+  c.memory = 0;
+  s.stats->set_memory(s.memory);
 }
 
 // Frees everything the session had on the executor (on this thread, the only
@@ -131,7 +152,11 @@ void worker_loop::end_session(uint64_t id, const std::string& reason) {
   s->pinned_region.reset();
   s->link.reset();
   if (s->endpoint_busy) s->endpoint_busy->store(false);
+  s->memory = 0;
+  s->stats->set_memory(0);
+  s->stats->ended.store(true, std::memory_order_release);
   session_count_.store(sessions_.size(), std::memory_order_relaxed);
+  wstats_->sessions.store(sessions_.size(), std::memory_order_relaxed);
   if (s->on_end) s->on_end(reason);
 }
 
@@ -142,7 +167,10 @@ void worker_loop::reply(host_session& s, channel_state& c, const protocol::msg_h
   h.seq = req.seq;
   h.status = status;
   h.arg_len = len;
-  if (status != 0) s.errors.fetch_add(1, std::memory_order_relaxed);
+  if (status != 0) {
+    s.errors.fetch_add(1, std::memory_order_relaxed);
+    s.stats->count_error(req.call_id);
+  }
   if (!c.channel.write_response(&h, sizeof h, payload, len)) {
     // The guest is behind on reading: keep the reply and stop reading this
     // channel's requests until it fits (never block the worker on a guest).
@@ -170,6 +198,7 @@ void worker_loop::follow_claim(host_session& s, channel_state& c) {
   if (gen != c.seen_generation) {
     const bool had = c.handler != nullptr;
     c.notifier->mark_gone();  // releases stream callbacks waiting on the old owner
+    drop_memory(s, c);
     c.handler.reset();        // its context, memory, streams, events, modules
     c.channel.reset();
     c.notifier = std::make_shared<channel_notifier>(s.link->region, c.channel.index(),
@@ -184,6 +213,7 @@ void worker_loop::follow_claim(host_session& s, channel_state& c) {
                    c.channel.index(), gen, had ? ": freed what its previous owner left" : "");
   } else if (c.handler && slot->owner.load(std::memory_order_acquire) == 0) {
     c.notifier->mark_gone();
+    drop_memory(s, c);
     c.handler.reset();
     if (s.is_vm)
       spdlog::info("[vgpu] vm_id={}: channel {} released: its guest process is gone, its GPU resources are freed",
@@ -204,7 +234,12 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     if (!done) return serve_result::waiting;
     c.waiting = nullptr;
     const auto t = protocol::traits_of(c.waiting_header.call_id);
-    reply(s, c, c.waiting_header, with_deferred_error(c, t, *done), nullptr, 0);
+    const int32_t status = with_deferred_error(c, t, *done);
+    reply(s, c, c.waiting_header, status, nullptr, 0);
+    const uint64_t replied = stats::mono_ns();
+    s.stats->observe_service(replied - c.waiting_received_ns);
+    s.stats->update_trace(c.waiting_trace, c.waiting_header.seq, status, stats::kTraceDeferred | stats::kTraceReplied,
+                          0, replied);
     did = true;
   }
   alignas(8) uint8_t reply_buf[host::kMaxReplyBytes];
@@ -226,11 +261,24 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     s.processed.fetch_add(1, std::memory_order_relaxed);
     processed_.fetch_add(1, std::memory_order_relaxed);
     s.data_bytes.fetch_add(m.data_len, std::memory_order_relaxed);
+    // Statistics: counters of this session's own, written by this thread only.
+    stats::session_stats& ss = *s.stats;
+    const uint64_t received = stats::mono_ns();
+    stats::bump(wstats_->processed);
+    ss.count_call(m.call_id, m.data_len, protocol::data_to_guest(m.call_id), received);
+    const size_t trace_at = ss.begin_trace(m.seq, m.call_id, c.channel.index(), received, m.data_len);
+    uint64_t executed = 0;  // when the executor returned
+    const auto served = [&](int32_t status, uint32_t flags) {
+      const uint64_t at = stats::mono_ns();
+      ss.observe_service(at - received);
+      ss.update_trace(trace_at, m.seq, status, flags | stats::kTraceReplied, executed ? executed : at, at);
+    };
     if (spdlog::should_log(spdlog::level::debug))
       spdlog::debug("[vgpu] vm_id={}: CUDA DOORBELL RING (op=0x{:04x} {}, seq={}, args={}, data={})", s.vm_id,
                     m.call_id, call_name_or_unknown(m.call_id), m.seq, m.arg_len, m.data_len);
     if (m.arg_len != len - sizeof m) {
       reply(s, c, m, cudaErrorInvalidValue, nullptr, 0);
+      served(cudaErrorInvalidValue, 0);
       continue;
     }
     if (!c.handler) {
@@ -239,6 +287,7 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
       if (!c.handler) {
         spdlog::error("[vgpu] vm_id={}: cannot open an executor session: {}", s.vm_id, why);
         if (!t.posted) reply(s, c, m, cudaErrorDevicesUnavailable, nullptr, 0);
+        served(cudaErrorDevicesUnavailable, t.posted ? stats::kTracePosted : 0);
         continue;
       }
     }
@@ -255,19 +304,29 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
         spdlog::warn("[vgpu] vm_id={}: unknown call id 0x{:04x} (seq={}): answered cudaErrorNotSupported",
                      s.vm_id, m.call_id, m.seq);
     }
+    executed = stats::mono_ns();
+    account_memory(s, c);
     if (t.posted) {
       if (status != cudaSuccess) {
         s.errors.fetch_add(1, std::memory_order_relaxed);
+        ss.count_error(m.call_id);
         if (c.deferred_error == cudaSuccess) c.deferred_error = status;
       }
+      ss.observe_service(executed - received);
+      ss.update_trace(trace_at, m.seq, status, stats::kTracePosted, executed, 0);
       continue;
     }
     if (ctx.defer && status == cudaSuccess) {
       c.waiting = std::move(ctx.defer);
       c.waiting_header = m;
+      c.waiting_trace = trace_at;
+      c.waiting_received_ns = received;
+      ss.update_trace(trace_at, m.seq, 0, stats::kTraceDeferred, executed, 0);
       break;
     }
-    reply(s, c, m, with_deferred_error(c, t, status), reply_buf, reply_len);
+    const int32_t replied_status = with_deferred_error(c, t, status);
+    reply(s, c, m, replied_status, reply_buf, reply_len);
+    served(replied_status, 0);
   }
   if (did) c.channel.wake_guest_if_sleeping();
   if (c.waiting) return serve_result::waiting;
@@ -277,12 +336,15 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
 bool worker_loop::serve_all() {
   bool did = false;
   waiting_ = false;
+  uint64_t queued = 0, waiting = 0;
   std::vector<uint64_t> broken;
   for (auto& sp : sessions_) {
     for (auto& c : sp->channels) {
       const serve_result r = serve_channel(*sp, c);
       did |= r == serve_result::worked;
       waiting_ |= r == serve_result::waiting;
+      queued += r == serve_result::worked || r == serve_result::waiting;
+      waiting += r == serve_result::waiting;
       if (r == serve_result::broken) {
         broken.push_back(sp->id);
         break;
@@ -290,6 +352,11 @@ bool worker_loop::serve_all() {
     }
   }
   for (uint64_t id : broken) end_session(id, "guest broke the protocol");
+  // Written only when they change: an idle worker passes here every spin.
+  if (wstats_->queue_depth.load(std::memory_order_relaxed) != queued)
+    wstats_->queue_depth.store(queued, std::memory_order_relaxed);
+  if (wstats_->waiting.load(std::memory_order_relaxed) != waiting)
+    wstats_->waiting.store(waiting, std::memory_order_relaxed);
   return did;
 }
 
@@ -323,9 +390,9 @@ void worker_loop::sleep_until_work() {
     if (!s) continue;
     if ((tag & 1) == kTagHangup) {
       end_session(s->id, "guest disconnected");
-    } else if (read(s->link->host_vectors[0].get(), &drained, sizeof drained) < 0) {
-      // EAGAIN: already drained.
-    }
+    } else if (read(s->link->host_vectors[0].get(), &drained, sizeof drained) == sizeof drained) {
+      stats::bump(s->stats->doorbells, drained);  // rings since the last read
+    }  // else EAGAIN: already drained
   }
 }
 
@@ -348,7 +415,10 @@ void worker_loop::run() {
       last_beat = now;
     }
     if (serve_all()) {
-      last_work = clock_type::now();
+      const auto done = clock_type::now();
+      stats::bump(wstats_->busy_ns, static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(done - now).count()));
+      last_work = done;
       continue;
     }
     if (clock_type::now() - last_work < spin) {

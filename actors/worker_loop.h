@@ -16,6 +16,7 @@
 
 #include "actors/executor/executor.h"
 #include "actors/host_session.h"
+#include "actors/stats/session_stats.h"
 #include "stub/unique_fd.h"
 
 namespace vgpu {
@@ -25,6 +26,8 @@ class worker_loop {
   struct options {
     std::string name;  // "gpu0/w1"
     int spin_us = 50;
+    uint32_t index = 0;                    // in the stats registry's worker list
+    stats::worker_stats* stats = nullptr;  // its counters; nullptr: a private set
   };
 
   worker_loop(host::executor& exec, options opts);
@@ -62,6 +65,8 @@ class worker_loop {
              const uint8_t* payload, uint32_t len);
   void sleep_until_work();
   void end_session(uint64_t id, const std::string& reason);
+  void account_memory(host_session& s, channel_state& c);
+  void drop_memory(host_session& s, channel_state& c);
   host_session* find(uint64_t id);
 
   host::executor& exec_;
@@ -76,6 +81,8 @@ class worker_loop {
   std::atomic<size_t> session_count_{0};
   std::atomic<bool> stop_{false};
   std::atomic<bool> has_commands_{false};
+  std::unique_ptr<stats::worker_stats> own_stats_;  // when options gave none
+  stats::worker_stats* wstats_ = nullptr;
   bool waiting_ = false;  // some channel's reply waits on the GPU (worker thread only)
   std::thread thread_;
 };

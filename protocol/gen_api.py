@@ -257,6 +257,8 @@ def gen_ids(calls):
     cases = "\n".join(f'    case 0x{c.id:04x}: return "{c.name}";' for c in calls)
     b = lambda v: "true" if v else "false"
     traits = "\n".join(f"    case 0x{c.id:04x}: return {{true, {b(c.posted)}, {b(c.syncpoint)}}};" for c in calls)
+    to_guest = "\n".join(f"    case 0x{c.id:04x}:" for c in calls
+                          if any(p.is_out and p.wire == "data" for p in c.params))
     return f"""{HEADER}#pragma once
 #include <cstdint>
 
@@ -287,6 +289,16 @@ inline const char* call_name(uint16_t id) {{
   switch (id) {{
 {cases}
     default: return nullptr;
+  }}
+}}
+
+// Whether a call's data-area bytes (msg_header::data_len) flow to the guest
+// (it has an out:data parameter) rather than from it: metrics count bytes each way.
+inline bool data_to_guest(uint16_t id) {{
+  switch (id) {{
+{to_guest}
+      return true;
+    default: return false;
   }}
 }}
 
@@ -552,6 +564,9 @@ namespace vgpu::host {{
 class api_handler {{
  public:
   virtual ~api_handler() = default;
+  // Device memory this session holds (its allocation ledger), for vgpuctl and
+  // the metrics; read on the worker thread after each call.
+  virtual uint64_t device_bytes() const {{ return 0; }}
 {chr(10).join(methods)}
 }};
 

@@ -40,7 +40,7 @@ GUEST_BINS=(vgpu-guest-test vgpu-driver-test vgpu-raw-client vgpu-demo vgpu-late
 # Guest libraries that go beside the guest programs in bin/.
 # Test programs of the other guest libraries: taken when built.
 OPTIONAL_BINS=(vgpu-cublas-test vgpu-cublaslt-test vgpu-graph-test vgpu-nvml-test vgpu-smi vgpu-ggml-pattern vgpu-bench
-               vgpu-limits-test)
+               vgpu-limits-test vgpuctl)
 # Scripts gpu-check runs (PyTorch through vgpu; vgpu-bench's compare.py).
 SCRIPTS=(tools/gpu/vgpu-pytorch-check tools/gpu/pytorch_check.py tools/bench/compare.py)
 GUEST_LIBS=(libvgpu_kernels_dl.so)

@@ -147,7 +147,8 @@ class MediatorFixture : public ::testing::Test {
   // The guest programs this fixture's tests run, as (path, what SetUp says when
   // it is missing); SetUp fails when one is not built.
   virtual std::vector<std::pair<std::string, std::string>> required_programs() const { return {}; }
-  // Options added to the mediator's command line (e.g. "--mediator.local-memory-limit-mb=256").
+  // Options added to the mediator's command line (e.g. "--mediator.local-memory-limit-mb=256");
+  // called in SetUp, once dir_ exists.
   virtual std::vector<std::string> extra_mediator_args() const { return {}; }
 
   void SetUp() override {
@@ -163,7 +164,12 @@ class MediatorFixture : public ::testing::Test {
 
     std::vector<std::string> argv{kMediator, "--mediator.socket-path=" + sock_,
                                   "--mediator.executor=" + test_executor(), "--mediator.log-level=info"};
-    for (const std::string& extra : extra_mediator_args()) argv.push_back(extra);
+    const std::vector<std::string> extra = extra_mediator_args();
+    // No fixed metrics port unless a test asks: mediators of tests run side by side.
+    bool metrics_given = false;
+    for (const std::string& a : extra) metrics_given |= a.rfind("--mediator.metrics-listen=", 0) == 0;
+    if (!metrics_given) argv.push_back("--mediator.metrics-listen=\"\"");
+    argv.insert(argv.end(), extra.begin(), extra.end());
     pid_ = start_process(argv, {}, log_);
     ASSERT_GT(pid_, 0) << read_file(log_);
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);

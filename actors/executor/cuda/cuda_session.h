@@ -30,6 +30,8 @@ class cuda_session final : public api_handler {
                                             const session_info& info, int device,
                                             std::string* why);
   ~cuda_session() override;
+  // ops (vgpuctl/metrics): the memory this session holds, as its ledger counts it.
+  uint64_t device_bytes() const override { return ledger_.bytes(); }
   cuda_session(const cuda_session&) = delete;
   cuda_session& operator=(const cuda_session&) = delete;
 

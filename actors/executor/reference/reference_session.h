@@ -28,6 +28,8 @@ class reference_session final : public api_handler {
  public:
   reference_session(std::shared_ptr<shared_state> state, session_info info);
   ~reference_session() override;
+  // ops (vgpuctl/metrics): the memory this session holds, as its ledger counts it.
+  uint64_t device_bytes() const override { return ledger_.bytes(); }
   reference_session(const reference_session&) = delete;
   reference_session& operator=(const reference_session&) = delete;
 
