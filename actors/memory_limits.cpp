@@ -24,6 +24,10 @@ class limited_executor final : public host::executor {
   bool is_gpu() const override { return inner_->is_gpu(); }
   int device_count() const override { return inner_->device_count(); }
   uint64_t bytes_in_use() const override { return inner_->bytes_in_use(); }
+  uint64_t memory_limit(const std::string& vm_id) const override {
+    const auto b = limits_->budget_for(vm_id);
+    return b ? b->limit() : 0;
+  }
   std::shared_ptr<void> pin_region(uint8_t* base, uint64_t bytes, std::string* why) override {
     return inner_->pin_region(base, bytes, why);
   }

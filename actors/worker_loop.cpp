@@ -284,6 +284,7 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     if (!c.handler) {
       std::string why;
       c.handler = exec_.open_session(host::session_info{s.vm_id, s.id}, &why);
+      s.stats->memory_limit.store(exec_.memory_limit(s.vm_id), std::memory_order_relaxed);
       if (!c.handler) {
         spdlog::error("[vgpu] vm_id={}: cannot open an executor session: {}", s.vm_id, why);
         if (!t.posted) reply(s, c, m, cudaErrorDevicesUnavailable, nullptr, 0);

@@ -34,6 +34,12 @@ class executor {
   virtual std::unique_ptr<api_handler> open_session(const session_info& info, std::string* why) = 0;
   // Device bytes currently allocated by all sessions (for logs and checks).
   virtual uint64_t bytes_in_use() const = 0;
+  // The memory limit of `vm_id`'s sessions in bytes (0: none), for metrics and
+  // vgpuctl; the limits wrapper (actors/memory_limits.h) knows it.
+  virtual uint64_t memory_limit(const std::string& vm_id) const {
+    (void)vm_id;
+    return 0;
+  }
   // Makes a shared region DMA-able for the device (page-locked and known to
   // the driver), so copies from and to its data areas need no staging copy.
   // The region stays pinned while the returned token lives; nullptr when the

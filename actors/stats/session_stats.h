@@ -93,7 +93,7 @@ struct session_stats {
   std::atomic<uint64_t> doorbells{0};
   // The executor's view of the device memory the session holds, and its peak.
   std::atomic<uint64_t> memory_used{0}, memory_peak{0};
-  // Hook for the per-VM limits: 0 = none.
+  // The VM's memory limit (executor::memory_limit); 0 = none.
   std::atomic<uint64_t> memory_limit{0};
   std::atomic<bool> ended{false};
 
