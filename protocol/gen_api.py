@@ -657,31 +657,12 @@ def gen_driver(api, exports_path, out):
             sys.exit(f"{api}: {n} is not a name libcuda.so.1 exports (typo?)")
     rest = [n for n in exports if n not in set(local)]
     fns = "\n".join(f'extern "C" int {n}() {{ return vgpu::shim::driver_not_supported("{n}"); }}' for n in rest)
-    listed = "\n".join(f'    "{n}",' for n in sorted(rest))
     write(out, "driver_unsupported.cpp", f"""{HEADER}// Every name NVIDIA's libcuda.so.1 exports that vgpu does not implement yet:
 // CUDA_ERROR_NOT_SUPPORTED and one log line, never a crash or a fake success.
 // Compiled without the CUDA headers: these do not claim NVIDIA's signatures.
 #include "shim/cuda/driver_unsupported.h"
 
-#include <algorithm>
-#include <cstring>
-#include <iterator>
-
 {fns}
-
-namespace vgpu::shim {{
-namespace {{
-// Sorted (strcmp order), for the binary search below.
-const char* const kUnsupported[] = {{
-{listed}
-}};
-}}  // namespace
-
-bool driver_name_unsupported(const char* name) {{
-  const auto less = [](const char* a, const char* b) {{ return std::strcmp(a, b) < 0; }};
-  return std::binary_search(std::begin(kUnsupported), std::end(kUnsupported), name, less);
-}}
-}}  // namespace vgpu::shim
 """)
     names = "\n".join(f"    {n};" for n in sorted(set(exports)))
     write(out, "libcuda.map", f"""/* {HEADER.strip()[3:]} */

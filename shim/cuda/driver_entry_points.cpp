@@ -9,7 +9,6 @@
 #include <cuda.h>
 
 #include "shim/cuda/driver_common.h"
-#include "shim/cuda/driver_unsupported.h"
 #include "shim/transport/guest_log.h"
 
 namespace {
@@ -59,15 +58,14 @@ extern "C" CUresult cuGetProcAddress_v2(const char* symbol, void** pfn, int cuda
   for (const char* s : suffixes) {
     if (cudaVersion < 3020 && *s) continue;
     if (too_new(base + s, cudaVersion)) continue;
-    if (vgpu::shim::driver_name_unsupported((base + s).c_str())) continue;
     if (void* f = lib ? dlsym(lib, (base + s).c_str()) : nullptr) {
       *pfn = f;
       if (symbolStatus) *symbolStatus = CU_GET_PROC_ADDRESS_SUCCESS;
       return CUDA_SUCCESS;
     }
   }
-  VGPU_GLOG(warn, "[cuda-transport] cuGetProcAddress: %s (version %d) is not a driver function vgpu implements",
-            symbol, cudaVersion);
+  VGPU_GLOG(warn, "[cuda-transport] cuGetProcAddress: %s (version %d) is not a driver function vgpu knows", symbol,
+            cudaVersion);
   // As NVIDIA's driver answers (measured on the H100): success with the
   // status saying not found; a caller that passed no status gets the error.
   if (symbolStatus) {

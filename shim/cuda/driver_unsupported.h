@@ -7,9 +7,4 @@ namespace vgpu::shim {
 // these stubs do not claim the driver's signatures).
 int driver_not_supported(const char* name);
 
-// True for an exported name whose entry point is such a stub: cuGetProcAddress
-// does not hand those out (a caller that probes for a feature sees it absent,
-// as it should, instead of a function that fails when called).
-bool driver_name_unsupported(const char* name);
-
 }  // namespace vgpu::shim

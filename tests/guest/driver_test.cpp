@@ -160,17 +160,6 @@ int main(int argc, char** argv) {
         "cuGetProcAddress of an unknown name: status CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND, no function",
         name_of(unknown) + ", status " + std::to_string(static_cast<int>(status)));
 
-  // A function NVIDIA's driver has but vgpu does not implement: not handed
-  // out, so a caller probing for the feature sees it absent (vgpu only:
-  // natively it exists).
-  if (expect_vgpu) {
-    fn = reinterpret_cast<void*>(1);
-    const CUresult absent = cuGetProcAddress("cuMulticastCreate", &fn, 13000, CU_GET_PROC_ADDRESS_DEFAULT, &status);
-    check(absent == CUDA_SUCCESS && status == CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND && fn == nullptr,
-          "cuGetProcAddress of a function vgpu does not implement: not found",
-          name_of(absent) + ", status " + std::to_string(static_cast<int>(status)));
-  }
-
   // Errors.
   check(cuMemFree(static_cast<CUdeviceptr>(0x1234500)) == CUDA_ERROR_INVALID_VALUE,
         "cuMemFree of a pointer never allocated: CUDA_ERROR_INVALID_VALUE");
