@@ -107,6 +107,42 @@ int main(int argc, char** argv) {
   check(set, "memset bytes read back");
   ok_cu(cuCtxSynchronize(), "cuCtxSynchronize");
 
+  // Stream-ordered copies and memsets, the unified cuMemcpy, 16/32-bit patterns.
+  {
+    CUstream s = nullptr;
+    ok_cu(cuStreamCreate(&s, CU_STREAM_NON_BLOCKING), "cuStreamCreate for async copies");
+    std::vector<unsigned char> b2(n, 0);
+    ok_cu(cuMemcpyHtoDAsync(d2, a.data(), n, s), "cuMemcpyHtoDAsync");
+    ok_cu(cuMemcpyDtoDAsync(d1, d2, n, s), "cuMemcpyDtoDAsync");
+    ok_cu(cuMemcpyDtoHAsync(b2.data(), d1, n, s), "cuMemcpyDtoHAsync");
+    ok_cu(cuStreamSynchronize(s), "cuStreamSynchronize after async copies");
+    check(b2 == a, "async round trip H2D -> D2D -> D2H byte for byte");
+    ok_cu(cuMemsetD16Async(d1, 0x1234, 100, s), "cuMemsetD16Async 0x1234");
+    ok_cu(cuMemsetD32Async(d1 + 200, 0xa1b2c3d4u, 50, s), "cuMemsetD32Async 0xa1b2c3d4");
+    ok_cu(cuMemsetD8Async(d1 + 400, 0x77, 8, s), "cuMemsetD8Async");
+    ok_cu(cuStreamSynchronize(s), "cuStreamSynchronize after memsets");
+    std::vector<unsigned char> m(408, 0);
+    ok_cu(cuMemcpy(reinterpret_cast<CUdeviceptr>(m.data()), d1, m.size()), "cuMemcpy device -> host (unified)");
+    bool ok16 = true, ok32 = true, ok8 = true;
+    for (size_t i = 0; i < 100; ++i) ok16 &= m[2 * i] == 0x34 && m[2 * i + 1] == 0x12;
+    for (size_t i = 0; i < 50; ++i)
+      ok32 &= m[200 + 4 * i] == 0xd4 && m[201 + 4 * i] == 0xc3 && m[202 + 4 * i] == 0xb2 && m[203 + 4 * i] == 0xa1;
+    for (size_t i = 400; i < 408; ++i) ok8 &= m[i] == 0x77;
+    check(ok16, "cuMemsetD16Async pattern read back");
+    check(ok32, "cuMemsetD32Async pattern read back");
+    check(ok8, "cuMemsetD8Async bytes read back");
+    ok_cu(cuMemsetD32(d1, 0x01020304u, 4), "cuMemsetD32");
+    ok_cu(cuMemsetD16(d1 + 16, 0x0506, 2), "cuMemsetD16");
+    ok_cu(cuMemcpyAsync(d2, d1, 20, s), "cuMemcpyAsync device -> device (unified)");
+    std::vector<unsigned char> t(20, 0);
+    ok_cu(cuMemcpyAsync(reinterpret_cast<CUdeviceptr>(t.data()), d2, t.size(), s), "cuMemcpyAsync device -> host");
+    ok_cu(cuStreamSynchronize(s), "cuStreamSynchronize after unified copies");
+    const unsigned char want[20] = {4, 3, 2, 1, 4, 3, 2, 1, 4, 3, 2, 1, 4, 3, 2, 1, 6, 5, 6, 5};
+    check(std::memcmp(t.data(), want, sizeof want) == 0, "cuMemsetD32 / D16 then unified copies read back");
+    check(cuMemsetD32(d1 + 1, 7, 4) == CUDA_ERROR_INVALID_VALUE, "cuMemsetD32 on a misaligned address: CUDA_ERROR_INVALID_VALUE");
+    ok_cu(cuStreamDestroy(s), "cuStreamDestroy");
+  }
+
   // Streams and events: an asynchronous copy ordered by an event on another stream.
   CUstream s1 = nullptr, s2 = nullptr;
   CUevent e1 = nullptr, e2 = nullptr;

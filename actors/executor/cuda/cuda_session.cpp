@@ -537,6 +537,22 @@ cudaError_t cuda_session::on_vgpuMemset(call_context& c, uint64_t dst, int32_t v
   return check(cuMemsetD8(dst, byte, count), "cuMemsetD8", c);
 }
 
+// cuMemsetD16/D32 with a pattern of differing bytes (the guest sends the
+// byte-wise ones as vgpuMemsetAsync); stream-ordered.
+cudaError_t cuda_session::on_vgpuMemsetElem(call_context& c, uint64_t dst, uint32_t value,
+                                            uint32_t elemSize, uint64_t count, uint64_t stream) {
+  VGPU_IN_SESSION_CONTEXT(c);
+  CUstream s = nullptr;
+  if (!resolve_stream(stream, &s)) return bad_handle("vgpuMemsetElem", "stream", stream, c);
+  if ((elemSize != 2 && elemSize != 4) || dst % elemSize != 0) return cudaErrorInvalidValue;
+  if (count == 0) return cudaSuccess;
+  if (count > UINT64_MAX / elemSize) return cudaErrorInvalidValue;
+  if (cudaError_t st = check_range("vgpuMemsetElem", c, dst, count * elemSize); st != cudaSuccess) return st;
+  if (elemSize == 2)
+    return check(cuMemsetD16Async(dst, static_cast<unsigned short>(value), count, s), "cuMemsetD16Async", c);
+  return check(cuMemsetD32Async(dst, value, count, s), "cuMemsetD32Async", c);
+}
+
 // --- streams ------------------------------------------------------------------
 
 cudaError_t cuda_session::create_stream(call_context& c, uint64_t* pStream, uint32_t flags,

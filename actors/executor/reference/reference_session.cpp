@@ -261,6 +261,18 @@ cudaError_t reference_session::on_vgpuMemcpyDtoD(call_context& ctx, uint64_t dst
   return cudaSuccess;
 }
 
+cudaError_t reference_session::on_vgpuMemsetElem(call_context& ctx, uint64_t dst, uint32_t value,
+                                                 uint32_t elemSize, uint64_t count, uint64_t stream) {
+  if (!stream_ok(stream)) return cudaErrorInvalidResourceHandle;
+  if ((elemSize != 2 && elemSize != 4) || dst % elemSize != 0) return cudaErrorInvalidValue;
+  if (count == 0) return cudaSuccess;
+  if (count > UINT64_MAX / elemSize) return cudaErrorInvalidValue;
+  if (cudaError_t st = check_range("vgpuMemsetElem", ctx, dst, count * elemSize); st != cudaSuccess) return st;
+  uint8_t* p = host_at(dst);
+  for (uint64_t i = 0; i < count; ++i) std::memcpy(p + i * elemSize, &value, elemSize);  // little-endian, as the GPU
+  return cudaSuccess;
+}
+
 cudaError_t reference_session::on_vgpuMemset(call_context& ctx, uint64_t dst, int32_t value,
                                              uint64_t count, uint64_t stream, uint32_t flags) {
   spdlog::debug("[reference-executor] vgpuMemset: {} bytes at 0x{:x} to {:#04x} ({}, "
