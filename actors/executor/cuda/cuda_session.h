@@ -149,7 +149,8 @@ class cuda_session final : public api_handler {
   // The entry for a compute call: known, and its stream still alive (a guest
   // may destroy the stream it bound; cuBLAS must then never touch it).
   // nullptr with *st set otherwise.
-  blas_entry* ready_blas(const call_context& c, uint64_t id, cublasStatus_t* st);
+  // The session's context current, too (*st says why not).
+  blas_entry* ready_blas(const char* call, const call_context& c, uint64_t id, cublasStatus_t* st);
   // Copies a guest's device array of `count` pointers (after its stream reached
   // this point), checks each member's `bytes` against the ledger, and puts the
   // checked copy in fresh stream-ordered device memory (*scratch, freed in

@@ -63,6 +63,11 @@ class stream_scratch {
   Scratch s_;
 };
 
+// The guest's pointer mode travels with each call (flags); cuBLAS keeps it per handle.
+void set_pointer_mode(cublasHandle_t h, uint32_t flags) {
+  cublasSetPointerMode(h, (flags & shapes::kDevicePointerMode) ? CUBLAS_POINTER_MODE_DEVICE : CUBLAS_POINTER_MODE_HOST);
+}
+
 }  // namespace
 
 void cuda_session::blas_destroy::operator()(cublasContext* h) const {
@@ -70,7 +75,12 @@ void cuda_session::blas_destroy::operator()(cublasContext* h) const {
     spdlog::debug("[cuda-executor] cublasDestroy failed: {}", cublasGetStatusName(st));
 }
 
-cuda_session::blas_entry* cuda_session::ready_blas(const call_context& c, uint64_t id, cublasStatus_t* st) {
+cuda_session::blas_entry* cuda_session::ready_blas(const char* call, const call_context& c, uint64_t id,
+                                                   cublasStatus_t* st) {
+  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) {
+    *st = failed(call, c, r);
+    return nullptr;
+  }
   blas_entry* e = find_blas(id);
   if (e == nullptr) {
     *st = CUBLAS_STATUS_NOT_INITIALIZED;
@@ -189,9 +199,8 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
                                              uint64_t C, int32_t Ctype, int64_t ldc, int64_t strideC,
                                              int64_t batch, int32_t computeType, int32_t algo, uint32_t flags) {
   static constexpr const char* kCall = "cublasGemm";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   const bool ta_n = transa == CUBLAS_OP_N, tb_n = transb == CUBLAS_OP_N;
   const bool ops_ok = (ta_n || transa == CUBLAS_OP_T || transa == CUBLAS_OP_C) &&
@@ -219,7 +228,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
     pa = reinterpret_cast<const void*>(da);
     pb = reinterpret_cast<const void*>(db);
   }
-  cublasSetPointerMode(h, (flags & shapes::kDevicePointerMode) ? CUBLAS_POINTER_MODE_DEVICE : CUBLAS_POINTER_MODE_HOST);
+  set_pointer_mode(h, flags);
   const auto opa = static_cast<cublasOperation_t>(transa), opb = static_cast<cublasOperation_t>(transb);
   const auto comp = static_cast<cublasComputeType_t>(computeType);
   const auto alg = static_cast<cublasGemmAlgo_t>(algo);
@@ -293,9 +302,8 @@ cublasStatus_t cuda_session::on_vgpuBlasGemv(call_context& c, uint64_t handle, i
                                              int64_t incx, protocol::scalar16 beta, uint64_t y, int64_t incy,
                                              int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasGemv";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -313,7 +321,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGemv(call_context& c, uint64_t handle, i
   if (!ok1 || !ok2 || !chk(c, A, ab) || !chk(c, x, xb) || !chk(c, y, yb))
     return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
-  cublasSetPointerMode(h, (flags & shapes::kDevicePointerMode) ? CUBLAS_POINTER_MODE_DEVICE : CUBLAS_POINTER_MODE_HOST);
+  set_pointer_mode(h, flags);
   const auto op = static_cast<cublasOperation_t>(trans);
   if (dtype == CUDA_R_32F)
     return logged(kCall, c, cublasSgemv(h, op, int(m), int(n), static_cast<const float*>(pa), reinterpret_cast<const float*>(A),
@@ -328,9 +336,8 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
                                              uint64_t x, int64_t incx, uint64_t y, int64_t incy, int32_t dtype,
                                              uint32_t flags) {
   static constexpr const char* kCall = "cublasAxpy";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -344,7 +351,7 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
   const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok);
   if (!ok || !chk(c, x, xb) || !chk(c, y, yb)) return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
-  cublasSetPointerMode(h, (flags & shapes::kDevicePointerMode) ? CUBLAS_POINTER_MODE_DEVICE : CUBLAS_POINTER_MODE_HOST);
+  set_pointer_mode(h, flags);
   if (dtype == CUDA_R_32F)
     return logged(kCall, c, cublasSaxpy(h, int(n), static_cast<const float*>(pa), reinterpret_cast<const float*>(x),
                                         int(incx), reinterpret_cast<float*>(y), int(incy)));
@@ -355,9 +362,8 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
 cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, int64_t n, protocol::scalar16 alpha,
                                              uint64_t x, int64_t incx, int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasScal";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -369,7 +375,7 @@ cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, i
   const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok);
   if (!ok || !chk(c, x, xb)) return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
-  cublasSetPointerMode(h, (flags & shapes::kDevicePointerMode) ? CUBLAS_POINTER_MODE_DEVICE : CUBLAS_POINTER_MODE_HOST);
+  set_pointer_mode(h, flags);
   if (dtype == CUDA_R_32F)
     return logged(kCall, c, cublasSscal(h, int(n), static_cast<const float*>(pa), reinterpret_cast<float*>(x), int(incx)));
   return logged(kCall, c, cublasDscal(h, int(n), static_cast<const double*>(pa), reinterpret_cast<double*>(x), int(incx)));
@@ -378,9 +384,8 @@ cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, i
 cublasStatus_t cuda_session::on_vgpuBlasCopy(call_context& c, uint64_t handle, int64_t n, uint64_t x, int64_t incx,
                                              uint64_t y, int64_t incy, int32_t dtype) {
   static constexpr const char* kCall = "cublasCopy";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -429,9 +434,8 @@ cublasStatus_t cuda_session::on_vgpuBlasReduceDevice(call_context& c, uint64_t h
                                                      uint64_t x, int64_t incx, uint64_t y, int64_t incy,
                                                      int32_t dtype, uint64_t result) {
   static constexpr const char* kCall = "cublasReduce";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -455,9 +459,8 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
                                              protocol::scalar16 alpha, uint64_t A, int64_t lda, uint64_t B,
                                              int64_t ldb, int64_t batch, int32_t dtype, uint32_t flags) {
   static constexpr const char* kCall = "cublasTrsm";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -473,7 +476,7 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
   const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok);
   if (!ok) return invalid(kCall, c, "scalar outside the session's memory");
   cublasHandle_t h = e->handle.get();
-  cublasSetPointerMode(h, (flags & shapes::kDevicePointerMode) ? CUBLAS_POINTER_MODE_DEVICE : CUBLAS_POINTER_MODE_HOST);
+  set_pointer_mode(h, flags);
   const auto sd = static_cast<cublasSideMode_t>(side);
   const auto fl = static_cast<cublasFillMode_t>(uplo);
   const auto op = static_cast<cublasOperation_t>(trans);
@@ -502,9 +505,8 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrfBatched(call_context& c, uint64_t h
                                                      int64_t lda, uint64_t pivots, uint64_t info, int64_t batch,
                                                      int32_t dtype) {
   static constexpr const char* kCall = "cublasGetrfBatched";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
@@ -531,9 +533,8 @@ cublasStatus_t cuda_session::on_vgpuBlasGetrsBatched(call_context& c, uint64_t h
                                                      int64_t nrhs, uint64_t Aarray, int64_t lda, uint64_t pivots,
                                                      uint64_t Barray, int64_t ldb, int64_t batch, int32_t dtype) {
   static constexpr const char* kCall = "cublasGetrsBatched";
-  if (const CUresult r = ensure_context(); r != CUDA_SUCCESS) return failed(kCall, c, r);
   cublasStatus_t hs = CUBLAS_STATUS_SUCCESS;
-  blas_entry* e = ready_blas(c, handle, &hs);
+  blas_entry* e = ready_blas(kCall, c, handle, &hs);
   if (e == nullptr) return hs;
   if (dtype != CUDA_R_32F && dtype != CUDA_R_64F) return CUBLAS_STATUS_NOT_SUPPORTED;
   const uint32_t es = shapes::element_size(dtype);
