@@ -59,6 +59,10 @@ struct host_session {
   std::shared_ptr<stats::session_stats> stats;
   uint64_t memory = 0;  // sum of the channels' memory (worker thread only)
   bool is_vm = false;  // a VM's QEMU (several guest processes), not one local process
+  // Fair service on the worker (deficit round robin, worker_loop.cpp): the
+  // session's weight and the service it may still take in this pass.
+  uint32_t weight = 1;
+  int64_t deficit = 0;
   // Cleared when the session ends, so its endpoint accepts the next connection.
   std::shared_ptr<std::atomic<bool>> endpoint_busy;
   // Called once, on the worker thread, after the worker has freed everything

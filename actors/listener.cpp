@@ -57,6 +57,7 @@ std::shared_ptr<host_session> listener::admit(endpoint& ep, stub::unique_fd sock
   auto s = std::make_shared<host_session>();
   s->id = id;
   s->is_vm = ep.is_vm;
+  s->weight = ep.weight;
   s->vm_id = ep.is_vm ? ep.vm_id : "local-" + std::to_string(link->pid);
   if (ep.is_vm) {
     ep.busy->store(true);

@@ -25,6 +25,7 @@ struct endpoint {
   uint64_t region_size = 0;
   uint32_t channels = 1;
   uint64_t ring_size = 0;
+  uint32_t weight = 1;    // the sessions' scheduling weight (worker_loop.cpp)
   std::shared_ptr<std::atomic<bool>> busy = std::make_shared<std::atomic<bool>>(false);
 };
 

@@ -48,6 +48,8 @@ struct mediator_config : caf::actor_system_config {
         .add(o.reference_memory_mb, "reference-memory-mb", "memory the reference executor reports")
         .add(o.module_dir, "module-dir", "folder of libvgpu-executor-cuda.so (default: <binary>/../lib)")
         .add(o.stats_interval_s, "stats-interval-s", "seconds between 'Total processed' lines")
+        .add(o.local_weight, "local-weight",
+             "scheduling weight of each local process's session (1..100; a VM's is vm.<id>.weight)")
         .add(o.local_memory_limit_mb, "local-memory-limit-mb",
              "GPU memory (MiB) all local processes may hold together, 0: no limit; "
              "a VM's is vm.<id>.memory-limit-mb")
@@ -189,6 +191,11 @@ int run(mediator_config& cfg) {
     if (!(local.server = open_endpoint(o.socket_path))) return 1;
     local.region_size = o.region_size;
     local.ring_size = o.ring_size;
+    if (o.local_weight < 1 || o.local_weight > kMaxWeight) {
+      spdlog::error("[vgpu] config: mediator.local-weight must be between 1 and {}", kMaxWeight);
+      return 2;
+    }
+    local.weight = static_cast<uint32_t>(o.local_weight);
     endpoints.push_back(std::move(local));
   }
   for (const auto& vm : vms) {
@@ -206,8 +213,9 @@ int run(mediator_config& cfg) {
     ep.region_size = vm.region_size;
     ep.channels = vm.channels;
     ep.ring_size = o.ring_size;
-    spdlog::info("[vgpu] vm_id={}: waiting for QEMU on {} (region {} MiB, {} channels)", vm.id, vm.socket_path,
-                 vm.region_size >> 20, vm.channels);
+    ep.weight = vm.weight;
+    spdlog::info("[vgpu] vm_id={}: waiting for QEMU on {} (region {} MiB, {} channels, weight {})", vm.id,
+                 vm.socket_path, vm.region_size >> 20, vm.channels, vm.weight);
     if (vm.memory_limit_bytes != 0) {
       spdlog::info("[vgpu] vm_id={}: memory limit {} MiB (all its processes together)", vm.id,
                    vm.memory_limit_bytes >> 20);

@@ -25,6 +25,9 @@ struct mediator_options {
   // GPU memory all local (non-VM) processes may hold together; 0: no limit.
   // Each VM's own limit is its [vm.<id>] memory-limit-mb.
   size_t local_memory_limit_mb = 0;
+  // Scheduling weight of every local process's session (a VM's is its
+  // [vm.<id>] weight); 1..100.
+  int local_weight = 1;
   // Prometheus endpoint (host:port, loopback by default); empty = off.
   std::string metrics_listen = "127.0.0.1:9464";
   // vgpuctl's UNIX socket; empty = control.sock next to socket-path

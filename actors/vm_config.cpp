@@ -22,6 +22,11 @@ bool read_vm_configs(const caf::actor_system_config& cfg, std::vector<vm_config>
     const int64_t size = caf::get_or(*section, "region-size", static_cast<int64_t>(vm.region_size));
     const int64_t channels = caf::get_or(*section, "channels", static_cast<int64_t>(vm.channels));
     const int64_t limit_mb = caf::get_or(*section, "memory-limit-mb", int64_t{0});
+    const int64_t weight = caf::get_or(*section, "weight", int64_t{1});
+    if (weight < 1 || weight > kMaxWeight) {
+      *why = "vm." + id + ".weight must be between 1 and " + std::to_string(kMaxWeight);
+      return false;
+    }
     if (size <= 0 || !protocol::is_power_of_two(static_cast<uint64_t>(size))) {
       *why = "vm." + id + ".region-size must be a power of two (QEMU's ivshmem refuses others)";
       return false;
@@ -43,6 +48,7 @@ bool read_vm_configs(const caf::actor_system_config& cfg, std::vector<vm_config>
     vm.region_size = static_cast<uint64_t>(size);
     vm.channels = static_cast<uint32_t>(channels);
     vm.memory_limit_bytes = static_cast<uint64_t>(limit_mb) << 20;
+    vm.weight = static_cast<uint32_t>(weight);
     out->push_back(vm);
   }
   return true;

@@ -19,12 +19,17 @@ class actor_system_config;
 
 namespace vgpu {
 
+// The largest scheduling weight (a VM gets at most this many times the
+// service of a weight-1 VM on a busy worker).
+inline constexpr int64_t kMaxWeight = 100;
+
 struct vm_config {
   std::string id;
   std::string socket_path;
   uint64_t region_size = 256ull << 20;
   uint32_t channels = 16;
   uint64_t memory_limit_bytes = 0;  // memory-limit-mb; 0: no limit (actors/memory_limits.h)
+  uint32_t weight = 1;              // its share of a GPU worker's time (actors/worker_loop.cpp)
 };
 
 // Reads every [vm.<id>] section. False and `why` on a bad value.

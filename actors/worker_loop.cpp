@@ -20,6 +20,14 @@ namespace vgpu {
 namespace {
 using clock_type = std::chrono::steady_clock;
 constexpr int kBatch = 64;            // records taken from one channel before looking at the next
+// Fair service across the sessions of a worker: deficit round robin. Each pass
+// a session earns kQuantum cost units per unit of its weight; a request costs
+// one unit plus one per kCostBytes of bulk data it moves, so a session copying
+// 1 MiB chunks and one making small calls get the same share of the worker's
+// time, not the same number of requests. A session with nothing queued keeps
+// no credit; one that overdrew (a large chunk) sits out until it is even.
+constexpr int64_t kQuantum = 16;
+constexpr uint64_t kCostBytes = 64 << 10;
 constexpr int kEpollTimeoutMs = 100;  // a safety net; wake-ups come from eventfds
 // How often a served region's heartbeat moves (guests in VMs watch it).
 constexpr auto kHeartbeatPeriod = std::chrono::milliseconds(100);
@@ -221,7 +229,7 @@ void worker_loop::follow_claim(host_session& s, channel_state& c) {
   }
 }
 
-worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_state& c) {
+worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_state& c, int64_t* budget) {
   follow_claim(s, c);
   if (!c.pending_reply.empty()) {
     if (!c.channel.write_response(c.pending_reply.data(), static_cast<uint32_t>(c.pending_reply.size()), nullptr, 0))
@@ -243,7 +251,7 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     did = true;
   }
   alignas(8) uint8_t reply_buf[host::kMaxReplyBytes];
-  for (int i = 0; i < kBatch && c.pending_reply.empty() && !c.waiting; ++i) {
+  for (int i = 0; i < kBatch && *budget > 0 && c.pending_reply.empty() && !c.waiting; ++i) {
     uint32_t len = 0;
     const auto st = c.channel.read_request(request_buf_.data(), static_cast<uint32_t>(request_buf_.size()), &len);
     if (st == protocol::read_status::empty) break;
@@ -256,6 +264,7 @@ worker_loop::serve_result worker_loop::serve_channel(host_session& s, channel_st
     did = true;
     protocol::msg_header m;
     std::memcpy(&m, request_buf_.data(), sizeof m);
+    *budget -= 1 + static_cast<int64_t>(m.data_len / kCostBytes);
     // The host's own table decides whether a call is posted, not the guest's flag.
     const protocol::call_traits t = protocol::traits_of(m.call_id);
     s.processed.fetch_add(1, std::memory_order_relaxed);
@@ -339,18 +348,31 @@ bool worker_loop::serve_all() {
   waiting_ = false;
   uint64_t queued = 0, waiting = 0;
   std::vector<uint64_t> broken;
-  for (auto& sp : sessions_) {
-    for (auto& c : sp->channels) {
-      const serve_result r = serve_channel(*sp, c);
-      did |= r == serve_result::worked;
+  // Each pass starts at the next session, so none is always served first.
+  const size_t n = sessions_.size();
+  if (n != 0) next_first_ = (next_first_ + 1) % n;
+  for (size_t k = 0; k < n; ++k) {
+    host_session& s = *sessions_[(next_first_ + k) % n];
+    const int64_t quantum = kQuantum * s.weight;
+    s.deficit = std::min(s.deficit + quantum, quantum);
+    bool served = false;
+    for (auto& c : s.channels) {
+      const serve_result r = serve_channel(s, c, &s.deficit);
+      served |= r == serve_result::worked;
       waiting_ |= r == serve_result::waiting;
       queued += r == serve_result::worked || r == serve_result::waiting;
       waiting += r == serve_result::waiting;
       if (r == serve_result::broken) {
-        broken.push_back(sp->id);
+        broken.push_back(s.id);
         break;
       }
     }
+    did |= served;
+    // Out of credit with requests left: there is work, the loop must not sleep.
+    if (s.deficit <= 0 && !served) {
+      for (auto& c : s.channels) did |= c.channel.has_request();
+    }
+    if (!served && s.deficit > 0) s.deficit = 0;  // idle: no credit saved up
   }
   for (uint64_t id : broken) end_session(id, "guest broke the protocol");
   // Written only when they change: an idle worker passes here every spin.

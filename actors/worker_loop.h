@@ -58,7 +58,8 @@ class worker_loop {
   void run();
   void apply_commands();
   bool serve_all();
-  serve_result serve_channel(host_session& s, channel_state& c);
+  // Serves up to `*budget` cost units of the channel's requests (see kQuantum).
+  serve_result serve_channel(host_session& s, channel_state& c, int64_t* budget);
   void follow_claim(host_session& s, channel_state& c);
   void beat_hearts();
   void reply(host_session& s, channel_state& c, const protocol::msg_header& req, int32_t status,
@@ -84,6 +85,7 @@ class worker_loop {
   std::unique_ptr<stats::worker_stats> own_stats_;  // when options gave none
   stats::worker_stats* wstats_ = nullptr;
   bool waiting_ = false;  // some channel's reply waits on the GPU (worker thread only)
+  size_t next_first_ = 0;  // the session a pass of serve_all starts with (rotates)
   std::thread thread_;
 };
 

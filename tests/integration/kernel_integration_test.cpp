@@ -190,4 +190,29 @@ TEST_F(KernelTest, GuestKilledWithKernelsQueued) {
   ASSERT_TRUE(mediator_alive());
 }
 
+// Fair service: a guest that keeps the worker's queue full of launches must
+// not starve another guest's synchronous calls. Progress, never timing: the
+// quiet guest (every `device` check: dozens of round trips and a 64 MiB
+// malloc) must finish while the flooder is still queueing launches.
+TEST_F(KernelTest, FloodingGuestDoesNotStarveAnother) {
+  guest flooder = start("flooder", kKernelTest, kernel_args("flood", {"--count", "50000000", "--mib", "16"}));
+  ASSERT_TRUE(wait_for_output(flooder, "QUEUED"));
+  const auto t0 = std::chrono::steady_clock::now();
+  guest quiet = start("quiet-beside-flood", kGuestTest, {"device", "--expect-vgpu"});
+  EXPECT_TRUE(finish(quiet)) << "the quiet guest failed beside a flooding one";
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int status = 0;
+  const bool flooder_running = waitpid(flooder.pid, &status, WNOHANG) == 0;
+  std::printf("quiet guest beside a flooder: all device checks in %.2f s; flooder still queueing: %s\n", seconds,
+              flooder_running ? "yes" : "no");
+  EXPECT_TRUE(flooder_running) << "the flooder ended before the quiet guest finished: the test proved nothing";
+  if (flooder_running) {
+    kill(flooder.pid, SIGKILL);
+    waitpid(flooder.pid, &status, 0);
+  }
+  for (guest& r : running_)
+    if (r.pid == flooder.pid) r.pid = -1;
+  ASSERT_TRUE(mediator_alive());
+}
+
 }  // namespace

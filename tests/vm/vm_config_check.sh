@@ -58,7 +58,8 @@ for id in "${vms[@]}"; do
   size="$(sed -n 's/^region-size=\([0-9]*\)$/\1/p' <<<"$section")"
   channels="$(sed -n 's/^channels=\([0-9]*\)$/\1/p' <<<"$section")"
   [[ -n "$size" && -n "$channels" ]] || { problems+=("[vm.$id] lacks region-size= or channels="); continue; }
-  want="vm_id=$id: waiting for QEMU on $TMP/vm$id.sock (region $((size >> 20)) MiB, $channels channels)"
+  weight="$(sed -n 's/^weight=\([0-9]*\)$/\1/p' <<<"$section")"
+  want="vm_id=$id: waiting for QEMU on $TMP/vm$id.sock (region $((size >> 20)) MiB, $channels channels, weight ${weight:-1})"
   grep -qF "$want" "$LOG" || problems+=("no log line '$want'")
   limit="$(sed -n 's/^memory-limit-mb=\([0-9]*\)$/\1/p' <<<"$section")"
   if [[ -n "$limit" && "$limit" != 0 ]]; then
