@@ -6,9 +6,9 @@
 //
 //   vgpu-raw-client unknown-call | bad-args | bad-data-ref | garbage-record
 //   vgpu-raw-client hold-all [release-file]   creates one of each handle kind, prints
-//                                             `IDS ptr stream event blas lt graph exec vmm va`,
+//                                             `IDS ptr stream event blas lt graph exec vmm va module func`,
 //                                             waits for the file, checks its data is intact
-//   vgpu-raw-client forge ptr stream event blas lt graph exec vmm va
+//   vgpu-raw-client forge ptr stream event blas lt graph exec vmm va module func
 //                                             uses another process's ids: each must fail
 //   vgpu-raw-client cycle [seed]              allocates a bit of everything, prints READY,
 //                                             then exits without freeing (or is killed)
@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "api_wire.h"
+#include "shim/transport/module_calls.h"
 #include "shim/transport/raw_access.h"
 
 namespace {
@@ -184,7 +185,7 @@ uint64_t create_u64(const std::string& what, uint16_t id, const void* args, uint
 }
 
 struct held_ids {
-  uint64_t ptr = 0, stream = 0, event = 0, blas = 0, lt = 0, graph = 0, exec = 0, vmm = 0, va = 0;
+  uint64_t ptr = 0, stream = 0, event = 0, blas = 0, lt = 0, graph = 0, exec = 0, vmm = 0, va = 0, module = 0, func = 0;
 };
 
 constexpr uint64_t kHoldBytes = 1 << 20;
@@ -211,6 +212,18 @@ held_ids create_all() {
   vgpu::wire::vgpuMemAddressReserve_req ar{};
   ar.size = kVmmBytes;
   h.va = create_u64("vgpuMemAddressReserve", 0x0083, &ar, sizeof ar);
+  // A module (PTX text, loaded through the data area as cuModuleLoadData does)
+  // and its kernel's host-issued function id.
+  static const char kPtx[] =
+      ".version 7.0\n.target sm_50\n.address_size 64\n.visible .entry vgpu_isolation_k()\n{\n  ret;\n}\n";
+  h.module = vgpu::shim::next_module_id();
+  const cudaError_t up = vgpu::shim::upload_module(h.module, reinterpret_cast<const uint8_t*>(kPtx), sizeof kPtx);
+  if (check("module load (PTX)", up == cudaSuccess, "status " + rc_text(up))) {
+    vgpu::shim::function_info fi;
+    const cudaError_t gf = vgpu::shim::get_function(h.module, "vgpu_isolation_k", &fi);
+    if (check("module get function", gf == cudaSuccess && fi.function != 0, "status " + rc_text(gf)))
+      h.func = fi.function;
+  }
   return h;
 }
 
@@ -225,10 +238,11 @@ void memset_ptr(const std::string& what, uint64_t p, int v, cudaError_t want) {
 void hold_all(const std::string& release_file) {
   const held_ids h = create_all();
   if (h.ptr) memset_ptr("memset the held allocation", h.ptr, 0x5a, cudaSuccess);
-  std::printf("IDS %llx %llx %llx %llx %llx %llx %llx %llx %llx\n", (unsigned long long)h.ptr,
+  std::printf("IDS %llx %llx %llx %llx %llx %llx %llx %llx %llx %llx %llx\n", (unsigned long long)h.ptr,
               (unsigned long long)h.stream, (unsigned long long)h.event, (unsigned long long)h.blas,
               (unsigned long long)h.lt, (unsigned long long)h.graph, (unsigned long long)h.exec,
-              (unsigned long long)h.vmm, (unsigned long long)h.va);
+              (unsigned long long)h.vmm, (unsigned long long)h.va, (unsigned long long)h.module,
+              (unsigned long long)h.func);
   std::printf("HOLDING\n");
   std::fflush(stdout);
   if (!release_file.empty()) {
@@ -242,13 +256,17 @@ void hold_all(const std::string& release_file) {
   vgpu::wire::cudaStreamSynchronize_req ss{h.stream};
   expect_call("owner syncs its stream", 0x0054, &ss, sizeof ss, cudaSuccess, nullptr);
   vgpu::wire::cudaEventRecord_req er{h.event, h.stream};
-  expect_call("owner records its event", 0x0062, &er, sizeof er, cudaSuccess, nullptr);
+  check("owner posts an event record", raw::post(0x0062, &er, sizeof er) == cudaSuccess, "post failed");
   vgpu::wire::cudaEventSynchronize_req es{h.event};
   expect_call("owner syncs its event", 0x0063, &es, sizeof es, cudaSuccess, nullptr);
   vgpu::wire::vgpuBlasSetStream_req bs{h.blas, h.stream};
   expect_call("owner sets its cuBLAS stream", 0x0202, &bs, sizeof bs, cudaSuccess, nullptr);
   vgpu::wire::vgpuGraphLaunch_req gl{h.exec, h.stream};
-  expect_call("owner launches its graph", 0x00C1, &gl, sizeof gl, cudaSuccess, nullptr);
+  check("owner posts a launch of its graph", raw::post(0x00C1, &gl, sizeof gl) == cudaSuccess, "post failed");
+  if (h.func)
+    check("owner posts a launch of its kernel",
+          vgpu::shim::post_launch(h.func, vgpu::shim::launch_shape{}, nullptr, 0) == cudaSuccess, "post failed");
+  expect_call("owner's posted calls all succeeded (cudaDeviceSynchronize)", 0x0005, nullptr, 0, cudaSuccess, nullptr);
   vgpu::wire::vgpuMemMap_req mm{h.va, kVmmBytes, 0, h.vmm};
   expect_call("owner maps its VMM allocation", 0x0085, &mm, sizeof mm, cudaSuccess, nullptr);
   vgpu::wire::cudaFree_req fr{};
@@ -279,14 +297,29 @@ void forge(const held_ids& f) {
   refused("cudaMemcpy H2D to the pointer", 0x0040, &h2d, sizeof h2d);
   vgpu::wire::cudaStreamSynchronize_req ss{f.stream};
   refused("cudaStreamSynchronize", 0x0054, &ss, sizeof ss);
+  // Posted calls: the refusal surfaces at the next synchronising call.
+  auto posted_refused = [&](const std::string& what, uint16_t id, const void* a, uint32_t len) {
+    check("posted forged " + what, raw::post(id, a, len) == ok, "post failed");
+    refused(what + " (its error at cudaDeviceSynchronize)", 0x0005, nullptr, 0);
+    expect_call("cudaDeviceSynchronize clean again after the forged " + what, 0x0005, nullptr, 0, ok, nullptr);
+  };
   vgpu::wire::cudaEventRecord_req er{f.event, 0};
-  refused("cudaEventRecord", 0x0062, &er, sizeof er);
+  posted_refused("cudaEventRecord", 0x0062, &er, sizeof er);
   vgpu::wire::cudaEventSynchronize_req es{f.event};
   refused("cudaEventSynchronize", 0x0063, &es, sizeof es);
   vgpu::wire::vgpuBlasSetStream_req bs{f.blas, 0};
   refused("cublasSetStream", 0x0202, &bs, sizeof bs);
   vgpu::wire::vgpuGraphLaunch_req gl{f.exec, 0};
-  refused("cudaGraphLaunch", 0x00C1, &gl, sizeof gl);
+  posted_refused("cudaGraphLaunch", 0x00C1, &gl, sizeof gl);
+  {
+    check("posted forged cuLaunchKernel", vgpu::shim::post_launch(f.func, vgpu::shim::launch_shape{}, nullptr, 0) == ok,
+          "post failed");
+    refused("cuLaunchKernel (its error at cudaDeviceSynchronize)", 0x0005, nullptr, 0);
+    expect_call("cudaDeviceSynchronize clean again after the forged launch", 0x0005, nullptr, 0, ok, nullptr);
+    vgpu::shim::function_info fi;
+    check("forged cuModuleGetFunction refused", vgpu::shim::get_function(f.module, "vgpu_isolation_k", &fi) != ok,
+          "the other session's module was found");
+  }
   vgpu::wire::vgpuGraphInstantiate_req gi{};
   gi.graph = f.graph;
   refused("cudaGraphInstantiate", 0x00C0, &gi, sizeof gi);
@@ -310,6 +343,7 @@ void forge(const held_ids& f) {
   refused("cudaGraphDestroy", 0x00B3, &hv, sizeof hv);
   hv = f.vmm;
   refused("cuMemRelease", 0x0082, &hv, sizeof hv);
+  check("forged cuModuleUnload refused", vgpu::shim::unload_module(f.module) != ok, "accepted");
   // And this process keeps working: its own objects, freed.
   const held_ids own = create_all();
   check("own ids were issued", own.ptr && own.stream && own.event && own.graph, "a create failed");
@@ -338,10 +372,10 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   if (cmd == "hold-all") hold_all(argc > 2 ? argv[2] : "");
-  else if (cmd == "forge" && argc == 11) {
-    uint64_t v[9];
-    for (int i = 0; i < 9; ++i) v[i] = std::strtoull(argv[2 + i], nullptr, 16);
-    forge(held_ids{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8]});
+  else if (cmd == "forge" && argc == 13) {
+    uint64_t v[11];
+    for (int i = 0; i < 11; ++i) v[i] = std::strtoull(argv[2 + i], nullptr, 16);
+    forge(held_ids{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10]});
   } else if (cmd == "cycle") {
     cycle();
     return 0;

@@ -115,8 +115,8 @@ TEST_F(isolation, EveryHandleKindForgedByAnotherSessionIsRefused) {
   ASSERT_TRUE(wait_for_output(owner, "HOLDING"));
   std::smatch m;
   const std::string out = vgpu_it::read_file(owner.log);
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("IDS((?: [0-9a-f]+){9})"))) << out;
-  std::printf("owner (pid %d) holds: ptr stream event blas lt graph exec vmm va =%s\n", owner.pid,
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("IDS((?: [0-9a-f]+){11})"))) << out;
+  std::printf("owner (pid %d) holds: ptr stream event blas lt graph exec vmm va module func =%s\n", owner.pid,
               m[1].str().c_str());
   std::vector<std::string> args{"forge"};
   std::istringstream ids(m[1].str());
@@ -213,14 +213,14 @@ TEST_F(cycles, FiveHundredConnectKillCyclesLeaveNoLeak) {
   ASSERT_GT(rss0, 0);
   ASSERT_GE(bytes0, 0) << "vgpu_executor_memory_used_bytes not readable";
 
-  const int cycles = run_cycles(500, kParallel, rng);
-  EXPECT_EQ(cycles, 500);
+  const int ran = run_cycles(500, kParallel, rng);
+  EXPECT_EQ(ran, 500);
   const long sessions = wait_sessions_gone();
   const long rss1 = mediator_rss_kib();
   const double bytes1 = executor_bytes();
   std::printf("cycles survived: %d; sessions now: %ld; mediator RSS %ld KiB -> %ld KiB (%+ld KiB); "
               "executor bytes in use %.0f -> %.0f\n",
-              cycles, sessions, rss0, rss1, rss1 - rss0, bytes0, bytes1);
+              ran, sessions, rss0, rss1, rss1 - rss0, bytes0, bytes1);
   std::printf("---- vgpuctl status ----\n%s", vgpuctl_status().c_str());
   EXPECT_EQ(sessions, 0) << "sessions stuck after the cycles";
   EXPECT_EQ(bytes1, bytes0) << "the executor still holds device memory of dead guests";
