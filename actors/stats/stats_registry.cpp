@@ -72,6 +72,10 @@ worker_stats& registry::add_worker(const std::string& name) {
 std::shared_ptr<session_stats> registry::open_session(uint64_t id, const std::string& vm_id, bool is_vm, int pid) {
   auto s = std::make_shared<session_stats>(id, vm_id, is_vm, pid);
   std::lock_guard<std::mutex> lock(mutex_);
+  // Ended sessions are folded here too, not only at a snapshot: with neither
+  // metrics scraped nor vgpuctl asked, live_ kept every ended session (branch
+  // isolation, integration.cycles).
+  fold_ended_locked();
   auto& vm = vms_[vm_id];
   ++vm.sessions_total;
   vm.last_connect_wall_ns = s->connected_wall_ns;
@@ -90,6 +94,24 @@ void registry::fold_ended_locked() {
     vm.retired.memory_used = 0;  // an ended session holds nothing
     vm.last = *it;
     it = live_.erase(it);
+  }
+  // Bug found by integration.cycles (branch isolation): every local process is
+  // a VM of its own (local-<pid>), and each ended one kept its totals and its
+  // last session's stats (with the trace ring) forever, ~78 KiB per process: the
+  // mediator's RSS grew without bound as guests came and went. Keep only the
+  // most recent kKeepEndedLocalVms local processes that have no live session;
+  // configured VMs ([vm.<id>]) are a fixed set and are always kept.
+  constexpr size_t kKeepEndedLocalVms = 32;
+  std::vector<std::pair<uint64_t, std::string>> ended_local;  // (last connect, id)
+  for (const auto& [id, t] : vms_) {
+    if (!t.last || t.last->is_vm) continue;
+    bool live = false;
+    for (const auto& s : live_) live |= s->vm_id == id;
+    if (!live) ended_local.emplace_back(t.last_connect_wall_ns, id);
+  }
+  if (ended_local.size() > kKeepEndedLocalVms) {
+    std::sort(ended_local.begin(), ended_local.end());
+    for (size_t i = 0; i + kKeepEndedLocalVms < ended_local.size(); ++i) vms_.erase(ended_local[i].second);
   }
 }
 

@@ -17,6 +17,10 @@ cudaError_t call(uint16_t call_id, const void* args, uint32_t arg_len, std::vect
   return st;
 }
 
+cudaError_t post(uint16_t call_id, const void* args, uint32_t arg_len) {
+  return guest_post(call_id, args, arg_len, nullptr, 0);
+}
+
 bool write_record(const void* body, uint32_t len) {
   channel_guard g;
   return g.status() == cudaSuccess && g->write_raw(body, len);

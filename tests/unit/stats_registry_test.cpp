@@ -106,3 +106,20 @@ TEST(ControlProtocol, RecordsRoundTrip) {
 }
 
 }  // namespace
+
+// Every local process is a VM of its own (local-<pid>): ended ones are kept only
+// up to a bound, else the mediator grows with every guest that ever ran (branch
+// isolation: integration.cycles found ~78 KiB per process).
+TEST(StatsRegistry, EndedLocalProcessesAreKeptOnlyUpToABound) {
+  stats::registry reg;
+  auto live = reg.open_session(1, "local-1", false, 1);
+  for (int i = 2; i < 502; ++i) {
+    auto s = reg.open_session(static_cast<uint64_t>(i), "local-" + std::to_string(i), false, i);
+    s->ended.store(true, std::memory_order_release);
+  }
+  const stats::snapshot snap = reg.take();
+  EXPECT_LE(snap.vms.size(), 40u);
+  bool live_kept = false;
+  for (const auto& v : snap.vms) live_kept |= v.id == "local-1";
+  EXPECT_TRUE(live_kept) << "a VM with a live session was dropped";
+}
