@@ -4,6 +4,7 @@
 // ctest names integration.gpus.*.
 #include "mediator_fixture.h"
 
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -32,7 +33,7 @@ class GpusTest : public MediatorFixture {
 // session must land on gpu1's worker.
 TEST_F(GpusTest, LocalProcessLimitedToGpu1LandsOnAGpu1Worker) {
   if (test_executor() != "reference") GTEST_SKIP() << "needs the reference executor posing as 2 devices";
-  guest g = start("guest", kGuestTest, {"--expect-vgpu", "basic"});
+  guest g = start("guest", kGuestTest, {"--expect-vgpu", "integrity"});
   const pid_t pid = g.pid;
   EXPECT_TRUE(finish(g));
   const std::string log = read_file(log_);
