@@ -1,8 +1,10 @@
 // Which GPUs a VM (or the local processes) may use: [vm.<id>] gpus=[0, 1] and
 // mediator.local-gpus=[1], lists of the executor's device ordinals; absent or
 // empty: all. The supervisor places a session only on a worker of an allowed
-// GPU. The guest still sees every device the executor has (cudaGetDeviceCount,
-// ordinals as the host numbers them): the list restricts placement only.
+// GPU. The list restricts placement only: the guest still sees every device
+// the executor has (cudaGetDeviceCount, ordinals as the host numbers them), and
+// each call still runs on the device its message names (protocol::message
+// device, the guest thread's current device, 0 unless it called cudaSetDevice).
 #pragma once
 
 #include <map>
