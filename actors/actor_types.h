@@ -9,6 +9,7 @@
 
 #include <caf/all.hpp>
 
+#include "actors/gpu_access.h"
 #include "actors/host_session.h"
 #include "actors/mediator_options.h"
 #include "actors/worker_loop.h"
@@ -49,6 +50,6 @@ session_actor spawn_session(caf::actor_system& sys, session_ptr s, gpu_worker_ac
                             supervisor_actor supervisor);
 
 supervisor_actor spawn_supervisor(caf::actor_system& sys, std::vector<std::shared_ptr<worker_loop>> loops,
-                                  const mediator_options& opts);
+                                  const mediator_options& opts, const gpu_access& gpus = {});
 
 }  // namespace vgpu

@@ -25,6 +25,7 @@
 #include "actors/stats/metrics_exporter.h"
 #include "actors/stats/stats_registry.h"
 #include "actors/vm_config.h"
+#include "actors/gpu_access.h"
 #include "protocol/region_layout.h"
 
 namespace vgpu {
@@ -54,6 +55,7 @@ struct mediator_config : caf::actor_system_config {
              "GPU memory (MiB) all local processes may hold together, 0: no limit; "
              "a VM's is vm.<id>.memory-limit-mb")
         .add(o.metrics_listen, "metrics-listen", "Prometheus endpoint host:port (empty: off)")
+        .add(o.local_gpus, "local-gpus", "GPUs (device ordinals, e.g. [1]) local processes may use; default: all")
         .add(o.control_socket, "control-socket", "vgpuctl's UNIX socket (empty: control.sock beside socket-path; \"off\": none)");
   }
 };
@@ -143,6 +145,18 @@ int run(mediator_config& cfg) {
     spdlog::error("[vgpu] config: {}", why);
     return 2;
   }
+  gpu_access gpus;
+  if (!read_gpu_access(cfg, exec->device_count(), &gpus, &why)) {
+    spdlog::error("[vgpu] config: {}", why);
+    return 2;
+  }
+  auto join = [](const std::vector<int>& l) {
+    std::string s;
+    for (int d : l) s += (s.empty() ? "" : ",") + std::to_string(d);
+    return s;
+  };
+  for (const auto& [id, list] : gpus.vms) spdlog::info("[vgpu] vm_id={}: GPUs {} only", id, join(list));
+  if (!gpus.local.empty()) spdlog::info("[vgpu] local processes: GPUs {} only", join(gpus.local));
   if (o.local_memory_limit_mb > (size_t{1} << 40)) {
     spdlog::error("[vgpu] config: local-memory-limit-mb is too large");
     return 2;
@@ -278,7 +292,7 @@ int run(mediator_config& cfg) {
   int status = 0;
   {
     caf::actor_system sys{cfg};
-    auto sup = spawn_supervisor(sys, loops, o);
+    auto sup = spawn_supervisor(sys, loops, o, gpus);
     {
       listener front(std::move(endpoints), [sup, &reg](session_ptr s) {
         s->stats = reg.open_session(s->id, s->vm_id, s->is_vm, s->link ? static_cast<int>(s->link->pid) : 0);

@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <string>
+#include <vector>
 
 namespace vgpu {
 
@@ -33,6 +34,8 @@ struct mediator_options {
   // vgpuctl's UNIX socket; empty = control.sock next to socket-path
   // (/run/vgpu/control.sock without one); "off" = none.
   std::string control_socket;
+  // GPUs local processes may use (device ordinals); empty: all. VMs: [vm.<id>] gpus.
+  std::vector<int64_t> local_gpus;
 };
 
 }  // namespace vgpu
