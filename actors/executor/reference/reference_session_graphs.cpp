@@ -129,6 +129,14 @@ struct reference_session::graph_state {
     g.nodes.push_back(std::move(n));
     return g.nodes.back().id;
   }
+  // Appends a node a capturing stream produced: it follows the stream's
+  // current tail and becomes the new tail.
+  void append_captured(uint64_t stream, node n) {
+    stream_capture& sc = streams[stream];
+    const capture& c = captures.at(sc.capture);
+    n.deps = sc.tail;
+    sc.tail = {append(c.graph, graphs.at(c.graph), std::move(n))};
+  }
 };
 
 void reference_session::graph_state_deleter::operator()(graph_state* g) const { delete g; }
@@ -167,11 +175,7 @@ bool reference_session::capture_launch(uint64_t function, const launch_record_he
   n.function = function;
   n.launch = h;
   n.params.assign(params.data, params.data + params.size);
-  auto& gs = *graphs_;
-  stream_capture& sc = gs.streams[h.stream];
-  const capture& c = gs.captures.at(sc.capture);
-  n.deps = sc.tail;
-  sc.tail = {gs.append(c.graph, gs.graphs.at(c.graph), std::move(n))};
+  graphs_->append_captured(h.stream, std::move(n));
   return true;
 }
 
@@ -185,11 +189,7 @@ bool reference_session::capture_memset(uint64_t stream, uint64_t dst, int32_t va
   n.width = count;
   n.height = 1;
   n.pitch = count;
-  auto& gs = *graphs_;
-  stream_capture& sc = gs.streams[stream];
-  const capture& c = gs.captures.at(sc.capture);
-  n.deps = sc.tail;
-  sc.tail = {gs.append(c.graph, gs.graphs.at(c.graph), std::move(n))};
+  graphs_->append_captured(stream, std::move(n));
   return true;
 }
 
@@ -200,11 +200,7 @@ bool reference_session::capture_copy(uint64_t stream, uint64_t dst, uint64_t src
   n.dst = dst;
   n.src = src;
   n.count = count;
-  auto& gs = *graphs_;
-  stream_capture& sc = gs.streams[stream];
-  const capture& c = gs.captures.at(sc.capture);
-  n.deps = sc.tail;
-  sc.tail = {gs.append(c.graph, gs.graphs.at(c.graph), std::move(n))};
+  graphs_->append_captured(stream, std::move(n));
   return true;
 }
 
@@ -213,11 +209,7 @@ bool reference_session::capture_host_func(uint64_t stream, uint64_t token) {
   node n;
   n.type = cudaGraphNodeTypeHost;
   n.token = token;
-  auto& gs = *graphs_;
-  stream_capture& sc = gs.streams[stream];
-  const capture& c = gs.captures.at(sc.capture);
-  n.deps = sc.tail;
-  sc.tail = {gs.append(c.graph, gs.graphs.at(c.graph), std::move(n))};
+  graphs_->append_captured(stream, std::move(n));
   return true;
 }
 
