@@ -149,6 +149,14 @@ class cuda_session final : public api_handler {
   // The entry for a compute call: known, and its stream still alive (a guest
   // may destroy the stream it bound; cuBLAS must then never touch it).
   // nullptr with *st set otherwise.
+  // check_range as a yes/no, for the cuBLAS handlers' operand lists.
+  bool in_session(const char* call, const call_context& c, uint64_t ptr, uint64_t len) const {
+    return check_range(call, c, ptr, len) == cudaSuccess;
+  }
+  // A cuBLAS scalar: its bytes (host pointer mode), or its device address,
+  // which must lie in the session's memory (*ok says whether it does).
+  const void* blas_scalar(const char* call, const call_context& c, const protocol::scalar16& v, uint32_t flags,
+                          uint32_t size, bool* ok) const;
   // The session's context current, too (*st says why not).
   blas_entry* ready_blas(const char* call, const call_context& c, uint64_t id, cublasStatus_t* st);
   // Copies a guest's device array of `count` pointers (after its stream reached

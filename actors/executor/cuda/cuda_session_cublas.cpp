@@ -101,7 +101,7 @@ cublasStatus_t cuda_session::blas_pointer_array(const call_context& c, const bla
                                                 device_scratch* scratch) {
   static constexpr const char* kCall = "cublas pointer array";
   const uint64_t list = static_cast<uint64_t>(count) * sizeof(uint64_t);
-  if (check_range(kCall, c, array, list) != cudaSuccess) return invalid(kCall, c, "array outside the session's memory");
+  if (!in_session(kCall, c, array, list)) return invalid(kCall, c, "array outside the session's memory");
   // The array's contents as the stream will see them: wait for the stream
   // (this blocks the worker; batched calls with pointer arrays pay it).
   std::vector<uint64_t> ptrs(static_cast<size_t>(count));
@@ -110,7 +110,7 @@ cublasStatus_t cuda_session::blas_pointer_array(const call_context& c, const bla
     return failed(kCall, c, r);
   if (bytes != 0)
     for (uint64_t p : ptrs)
-      if (check_range(kCall, c, p, bytes) != cudaSuccess) return invalid(kCall, c, "member outside the session's memory");
+      if (!in_session(kCall, c, p, bytes)) return invalid(kCall, c, "member outside the session's memory");
   // Allocated for the guest, so on its VM's budget (given back with the scratch).
   scratch->charge = memory_charge(budget_, list, "cuBLAS pointer array");
   if (!scratch->charge.ok()) return CUBLAS_STATUS_ALLOC_FAILED;
@@ -223,7 +223,7 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
   if (flags & shapes::kDevicePointerMode) {
     const uint32_t ss = shapes::element_size(stype);
     const uint64_t da = shapes::scalar_address(alpha), db = shapes::scalar_address(beta);
-    if (check_range(kCall, c, da, ss) != cudaSuccess || check_range(kCall, c, db, ss) != cudaSuccess)
+    if (!in_session(kCall, c, da, ss) || !in_session(kCall, c, db, ss))
       return invalid(kCall, c, "scalar outside the session's memory");
     pa = reinterpret_cast<const void*>(da);
     pb = reinterpret_cast<const void*>(db);
@@ -251,8 +251,8 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
   if (!shapes::strided_bytes(ab, strideA, batch, ea, &asp) || !shapes::strided_bytes(bb, strideB, batch, eb, &bsp) ||
       !shapes::strided_bytes(cb, strideC, batch, ec, &csp))
     return invalid(kCall, c, "bad stride");
-  if ((asp && check_range(kCall, c, A, asp) != cudaSuccess) || (bsp && check_range(kCall, c, B, bsp) != cudaSuccess) ||
-      check_range(kCall, c, C, csp) != cudaSuccess)
+  if ((asp && !in_session(kCall, c, A, asp)) || (bsp && !in_session(kCall, c, B, bsp)) ||
+      !in_session(kCall, c, C, csp))
     return invalid(kCall, c, "operand outside the session's memory");
   const auto* dA = reinterpret_cast<const void*>(A);
   const auto* dB = reinterpret_cast<const void*>(B);
@@ -282,20 +282,15 @@ cublasStatus_t cuda_session::on_vgpuBlasGemm(call_context& c, uint64_t handle, i
 
 // --- level 1 and 2 ------------------------------------------------------------------
 
-namespace {
-
 // Scalars and results: by value (host pointer mode) or at checked device addresses.
-template <typename Session>
-const void* scalar_ptr(Session& s, const call_context& c, const protocol::scalar16& v, uint32_t flags, uint32_t size,
-                       bool* ok) {
+const void* cuda_session::blas_scalar(const char* call, const call_context& c, const protocol::scalar16& v,
+                                      uint32_t flags, uint32_t size, bool* ok) const {
   *ok = true;
   if (!(flags & shapes::kDevicePointerMode)) return v.bytes;
   const uint64_t d = shapes::scalar_address(v);
-  *ok = s(c, d, size);
+  *ok = in_session(call, c, d, size);
   return reinterpret_cast<const void*>(d);
 }
-
-}  // namespace
 
 cublasStatus_t cuda_session::on_vgpuBlasGemv(call_context& c, uint64_t handle, int32_t trans, int64_t m, int64_t n,
                                              protocol::scalar16 alpha, uint64_t A, int64_t lda, uint64_t x,
@@ -314,11 +309,10 @@ cublasStatus_t cuda_session::on_vgpuBlasGemv(call_context& c, uint64_t handle, i
       !shapes::vector_bytes(tn ? n : m, incx, es, &xb) || !shapes::vector_bytes(tn ? m : n, incy, es, &yb))
     return invalid(kCall, c, "bad size");
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-  auto chk = [this](const call_context& cc, uint64_t p, uint64_t len) { return check_range(kCall, cc, p, len) == cudaSuccess; };
   bool ok1, ok2;
-  const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok1);
-  const void* pb = scalar_ptr(chk, c, beta, flags, es, &ok2);
-  if (!ok1 || !ok2 || !chk(c, A, ab) || !chk(c, x, xb) || !chk(c, y, yb))
+  const void* pa = blas_scalar(kCall, c, alpha, flags, es, &ok1);
+  const void* pb = blas_scalar(kCall, c, beta, flags, es, &ok2);
+  if (!ok1 || !ok2 || !in_session(kCall, c, A, ab) || !in_session(kCall, c, x, xb) || !in_session(kCall, c, y, yb))
     return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
   set_pointer_mode(h, flags);
@@ -346,10 +340,9 @@ cublasStatus_t cuda_session::on_vgpuBlasAxpy(call_context& c, uint64_t handle, i
       !shapes::vector_bytes(n, incy, es, &yb))
     return invalid(kCall, c, "bad size");
   if (n <= 0) return CUBLAS_STATUS_SUCCESS;
-  auto chk = [this](const call_context& cc, uint64_t p, uint64_t len) { return check_range(kCall, cc, p, len) == cudaSuccess; };
   bool ok;
-  const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok);
-  if (!ok || !chk(c, x, xb) || !chk(c, y, yb)) return invalid(kCall, c, "operand outside the session's memory");
+  const void* pa = blas_scalar(kCall, c, alpha, flags, es, &ok);
+  if (!ok || !in_session(kCall, c, x, xb) || !in_session(kCall, c, y, yb)) return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
   set_pointer_mode(h, flags);
   if (dtype == CUDA_R_32F)
@@ -370,10 +363,9 @@ cublasStatus_t cuda_session::on_vgpuBlasScal(call_context& c, uint64_t handle, i
   uint64_t xb;
   if (!fits_int(n) || !fits_int(incx) || !shapes::vector_bytes(n, incx, es, &xb)) return invalid(kCall, c, "bad size");
   if (n <= 0) return CUBLAS_STATUS_SUCCESS;
-  auto chk = [this](const call_context& cc, uint64_t p, uint64_t len) { return check_range(kCall, cc, p, len) == cudaSuccess; };
   bool ok;
-  const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok);
-  if (!ok || !chk(c, x, xb)) return invalid(kCall, c, "operand outside the session's memory");
+  const void* pa = blas_scalar(kCall, c, alpha, flags, es, &ok);
+  if (!ok || !in_session(kCall, c, x, xb)) return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
   set_pointer_mode(h, flags);
   if (dtype == CUDA_R_32F)
@@ -394,7 +386,7 @@ cublasStatus_t cuda_session::on_vgpuBlasCopy(call_context& c, uint64_t handle, i
       !shapes::vector_bytes(n, incy, es, &yb))
     return invalid(kCall, c, "bad size");
   if (n <= 0) return CUBLAS_STATUS_SUCCESS;
-  if (check_range(kCall, c, x, xb) != cudaSuccess || check_range(kCall, c, y, yb) != cudaSuccess)
+  if (!in_session(kCall, c, x, xb) || !in_session(kCall, c, y, yb))
     return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
   if (dtype == CUDA_R_32F)
@@ -444,8 +436,8 @@ cublasStatus_t cuda_session::on_vgpuBlasReduceDevice(call_context& c, uint64_t h
       !shapes::vector_bytes(n, incx, es, &xb) || (op == 0 && !shapes::vector_bytes(n, incy, es, &yb)))
     return invalid(kCall, c, "bad operation or size");
   const uint64_t rb = op == 3 ? sizeof(int) : es;
-  if ((xb && check_range(kCall, c, x, xb) != cudaSuccess) || (yb && check_range(kCall, c, y, yb) != cudaSuccess) ||
-      check_range(kCall, c, result, rb) != cudaSuccess)
+  if ((xb && !in_session(kCall, c, x, xb)) || (yb && !in_session(kCall, c, y, yb)) ||
+      !in_session(kCall, c, result, rb))
     return invalid(kCall, c, "operand outside the session's memory");
   cublasHandle_t h = e->handle.get();
   cublasSetPointerMode(h, CUBLAS_POINTER_MODE_DEVICE);
@@ -471,9 +463,8 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
       !shapes::matrix_bytes(ka, ka, lda, es, &ab) || !shapes::matrix_bytes(m, n, ldb, es, &bb))
     return invalid(kCall, c, "bad mode or size");
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
-  auto chk = [this](const call_context& cc, uint64_t p, uint64_t len) { return check_range(kCall, cc, p, len) == cudaSuccess; };
   bool ok;
-  const void* pa = scalar_ptr(chk, c, alpha, flags, es, &ok);
+  const void* pa = blas_scalar(kCall, c, alpha, flags, es, &ok);
   if (!ok) return invalid(kCall, c, "scalar outside the session's memory");
   cublasHandle_t h = e->handle.get();
   set_pointer_mode(h, flags);
@@ -482,7 +473,7 @@ cublasStatus_t cuda_session::on_vgpuBlasTrsm(call_context& c, uint64_t handle, i
   const auto op = static_cast<cublasOperation_t>(trans);
   const auto dg = static_cast<cublasDiagType_t>(diag);
   if (batch == 0) {
-    if (!chk(c, A, ab) || !chk(c, B, bb)) return invalid(kCall, c, "operand outside the session's memory");
+    if (!in_session(kCall, c, A, ab) || !in_session(kCall, c, B, bb)) return invalid(kCall, c, "operand outside the session's memory");
     if (dtype == CUDA_R_32F)
       return logged(kCall, c, cublasStrsm(h, sd, fl, op, dg, int(m), int(n), static_cast<const float*>(pa),
                                           reinterpret_cast<const float*>(A), int(lda), reinterpret_cast<float*>(B), int(ldb)));
